@@ -1,0 +1,296 @@
+//! The REST API: routes, middleware and the OpenAPI document.
+
+mod extract;
+mod handlers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{BoxError, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::metrics::Metrics;
+use crate::service::Catalog;
+
+pub use extract::{ApiJson, IfMatch};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Catalog,
+    pub metrics: Arc<Metrics>,
+    /// Longest a watch may wait; below the request timeout.
+    pub max_watch: Duration,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera catalog",
+        description = "The control plane of a Tessera data mesh: domains, teams, principals, API keys, \
+data products, their contracts and lineage, and the change sequence gateways watch. \
+Errors are RFC 9457 problem details (`application/problem+json`). Updates take `If-Match` \
+with the resource's ETag and answer 412 when it has moved on.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    tags(
+        (name = "system", description = "Health, readiness and metrics"),
+        (name = "changes", description = "The catalog's version, its watch and the change log"),
+        (name = "principals", description = "Users, service accounts and their API keys"),
+        (name = "teams", description = "Teams and their members"),
+        (name = "domains", description = "Business domains and their owning teams"),
+        (name = "products", description = "Data products and their lifecycle"),
+        (name = "lineage", description = "Product-level lineage through input ports"),
+        (name = "contracts", description = "Immutable contract versions of a product"),
+    ),
+    modifiers(&Conventions)
+)]
+struct ApiDoc;
+
+/// Adds what every operation shares: bearer authentication and the problem
+/// responses, so that no handler can forget to document them.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tsk_<id>_<secret>")
+                    .description(Some("An API key of the catalog"))
+                    .build(),
+            ),
+        );
+        components.responses.insert(
+            "Problem".into(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("A problem (RFC 9457)")
+                    .content(
+                        PROBLEM_JSON,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, mutates) in operations {
+                let Some(op) = operation.as_mut() else { continue };
+                let public = op.security.as_ref().is_some_and(|s| {
+                    serde_json::to_value(s).is_ok_and(|v| {
+                        v.as_array()
+                            .is_some_and(|a| a.iter().all(|r| r == &serde_json::json!({})))
+                    })
+                });
+                let mut statuses = vec!["400", "500", "503"];
+                if !public {
+                    statuses.extend(["401", "403", "404", "422"]);
+                }
+                if mutates {
+                    statuses.extend(["409", "412", "413", "415"]);
+                }
+                for status in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Problem")));
+                }
+            }
+        }
+        let schemas = &mut components.schemas;
+        schemas.entry("Problem".into()).or_insert_with(|| {
+            use utoipa::PartialSchema;
+            tessera_contracts::api::Problem::schema()
+        });
+        schemas.entry("FieldError".into()).or_insert_with(|| {
+            use utoipa::PartialSchema;
+            tessera_contracts::api::FieldError::schema()
+        });
+    }
+}
+
+fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    use handlers::*;
+    let public = OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready));
+    let private = OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(version))
+        .routes(routes!(watch))
+        .routes(routes!(changes))
+        .routes(routes!(whoami))
+        .routes(routes!(list_principals, create_principal))
+        .routes(routes!(get_principal, update_principal, delete_principal))
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(revoke_api_key))
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(get_team, update_team, delete_team))
+        .routes(routes!(add_team_member, remove_team_member))
+        .routes(routes!(list_domains, create_domain))
+        .routes(routes!(get_domain, update_domain, delete_domain))
+        .routes(routes!(list_products))
+        .routes(routes!(list_domain_products, create_product))
+        .routes(routes!(get_product, update_product, delete_product))
+        .routes(routes!(product_lineage))
+        .routes(routes!(lineage))
+        .routes(routes!(list_contracts, add_contract))
+        .routes(routes!(get_contract))
+        .routes(routes!(get_contract_document));
+    (public, private)
+}
+
+/// The OpenAPI document, as served and as committed in `docs/openapi.json`.
+pub fn openapi() -> OpenApiDoc {
+    let (public, private) = routers();
+    let mut doc = ApiDoc::openapi();
+    doc.merge(public.into_openapi());
+    doc.merge(private.into_openapi());
+    // Modifiers ran on the bare document: run them again over the merged paths.
+    Conventions.modify(&mut doc);
+    doc
+}
+
+/// Authenticates `Authorization: Bearer <key>` and attaches the caller.
+async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+        });
+    let Some(presented) = presented else {
+        return ApiError::Unauthorized("send an API key as `Authorization: Bearer tsk_...`".into()).into_response();
+    };
+    match app.catalog.authenticate(&presented).await {
+        Ok(Some(caller)) => {
+            tracing::Span::current().record("principal", caller.name());
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Ok(None) => ApiError::Unauthorized("the API key is unknown, revoked or expired".into()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".into())
+}
+
+async fn timed_out(err: BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("the request took too long".into())
+    } else {
+        ApiError::Internal(anyhow::anyhow!("{err}"))
+    }
+}
+
+/// Responses that axum produces itself (405) get a problem body too.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(header::CONTENT_TYPE).is_none() {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let mut problem = crate::error::problem_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &tessera_contracts::api::Problem {
+                kind: crate::error::problem_type("method-not-allowed"),
+                title: "Method not allowed".into(),
+                status: 405,
+                detail: None,
+                instance: None,
+                request_id: None,
+                errors: Vec::new(),
+            },
+        );
+        if let Some(allow) = allow {
+            problem.headers_mut().insert(header::ALLOW, allow);
+        }
+        return problem;
+    }
+    response
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState, settings: HttpSettings) -> Router {
+    let (public, private) = routers();
+    let (public, _) = public.split_for_parts();
+    let (private, _) = private.split_for_parts();
+    // Route layers see the matched route template, which the metrics label with.
+    let track = middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track);
+    let public = public.route_layer(track.clone());
+    let private = private
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(track);
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(public)
+        .merge(private)
+        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", openapi()))
+        .fallback(not_found)
+        .with_state(state.clone())
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request| {
+                            let id = request
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(),
+                                request_id = %id, principal = tracing::field::Empty)
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+                }))
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(settings.request_timeout),
+        )
+}

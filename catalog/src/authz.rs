@@ -1,0 +1,91 @@
+//! The one authorization interface of the catalog: who may see and change what.
+//!
+//! Every handler asks here, never decides itself, so that the governance work
+//! (grants, access requests) changes this module and not the handlers.
+
+use tessera_contracts::api::{Domain, Principal, Product, Visibility};
+
+use crate::error::ApiError;
+use crate::store::ProductScope;
+
+/// The authenticated principal of a request, with its team memberships.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub teams: Vec<String>,
+}
+
+impl Caller {
+    pub fn name(&self) -> &str {
+        &self.principal.name
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.principal.admin
+    }
+
+    fn in_team(&self, team: &str) -> bool {
+        self.teams.iter().any(|t| t == team)
+    }
+}
+
+/// Decisions about what a caller may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Authz;
+
+impl Authz {
+    /// Platform administration: domains, teams, principals, keys, the change log.
+    pub fn require_admin(self, caller: &Caller) -> Result<(), ApiError> {
+        if caller.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs a platform admin".into()))
+        }
+    }
+
+    /// Members of a domain's owning team own the domain.
+    pub fn owns_domain(self, caller: &Caller, domain: &Domain) -> bool {
+        caller.is_admin() || caller.in_team(&domain.owner_team)
+    }
+
+    pub fn require_domain_owner(self, caller: &Caller, domain: &Domain) -> Result<(), ApiError> {
+        if self.owns_domain(caller, domain) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "only members of team {:?}, which owns domain {:?}, may do this",
+                domain.owner_team, domain.name
+            )))
+        }
+    }
+
+    /// A product is owned by its owning team and by its domain's owners.
+    pub fn owns_product(self, caller: &Caller, domain: &Domain, product: &Product) -> bool {
+        self.owns_domain(caller, domain) || caller.in_team(&product.owner_team)
+    }
+
+    /// Whether a product's metadata exists for the caller at all.
+    pub fn can_see_product(self, caller: &Caller, domain: &Domain, product: &Product) -> bool {
+        product.visibility == Visibility::Discoverable || self.owns_product(caller, domain, product)
+    }
+
+    /// The products a listing may return for the caller, as a store filter.
+    pub fn product_scope(self, caller: &Caller) -> ProductScope {
+        if caller.is_admin() {
+            ProductScope::All
+        } else {
+            ProductScope::VisibleTo(caller.name().to_string())
+        }
+    }
+
+    /// Principals are visible to admins, and each principal sees itself.
+    pub fn require_self_or_admin(self, caller: &Caller, principal: &str) -> Result<(), ApiError> {
+        if caller.is_admin() || caller.name() == principal {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "only platform admins may act on other principals".into(),
+            ))
+        }
+    }
+}

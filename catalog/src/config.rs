@@ -1,0 +1,175 @@
+//! Configuration: defaults < TOML file < `TESSERA_*` environment < command-line flags.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The catalog's configuration.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP listener (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Where the embedded database and other local state live.
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://...`; the embedded SQLite file under
+    /// `data_dir` when absent.
+    pub database_url: Option<String>,
+    /// The admin key to install at first start instead of generating one.
+    pub bootstrap_key: Option<Secret>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Requests running longer are answered 503 (long-polls have their own bound).
+    pub request_timeout_secs: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".tessera"),
+            database_url: None,
+            bootstrap_key: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::store::redact_url),
+            )
+            .field("bootstrap_key", &self.bootstrap_key)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Values given on the command line; `None` leaves the layer below in force.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`).
+const ENV_KEYS: [&str; 7] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "bootstrap_key",
+    "max_body_bytes",
+    "request_timeout_secs",
+    "log_format",
+];
+
+impl Config {
+    /// Layers the configuration sources; `file` is read when given (it must exist).
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            // Only the known keys: other TESSERA_* variables belong to other tools.
+            .merge(Env::prefixed("TESSERA_").only(&ENV_KEYS))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL in force: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("catalog.db").display()))
+    }
+
+    pub fn uses_embedded_database(&self) -> bool {
+        self.database_url.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "tessera.toml",
+                "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 10\nlog_format = \"json\"",
+            )?;
+            jail.set_env("TESSERA_MAX_BODY_BYTES", "20");
+            jail.set_env("TESSERA_CONFIG", "ignored.toml");
+            jail.set_env("TESSERA_SOMETHING_ELSE", "belongs to another tool");
+            let overrides = Overrides {
+                data_dir: Some("/flag".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(Some(Path::new("tessera.toml")), &overrides).expect("loads");
+            assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 9000)), "file over default");
+            assert_eq!(c.max_body_bytes, 20, "env over file");
+            assert_eq!(c.data_dir, PathBuf::from("/flag"), "flag over default");
+            assert_eq!(c.log_format, "json");
+            assert_eq!(c.database_url(), "sqlite:/flag/catalog.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_secrets_hidden() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "lisen = \"x\"")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).expect_err("typo");
+            assert!(err.to_string().contains("lisen"), "{err}");
+            jail.set_env("TESSERA_BOOTSTRAP_KEY", "tsk_secret");
+            jail.set_env("TESSERA_DATABASE_URL", "postgres://u:pw@h/db");
+            let c = Config::load(None, &Overrides::default()).expect("loads");
+            let shown = format!("{c:?}");
+            assert!(!shown.contains("tsk_secret") && !shown.contains("pw@"), "{shown}");
+            assert_eq!(c.bootstrap_key.as_ref().map(Secret::expose), Some("tsk_secret"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,164 @@
+//! Errors over HTTP: RFC 9457 `application/problem+json` with stable types.
+//!
+//! Server errors carry only an error id; the cause goes to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_contracts::api::{FieldError, Problem};
+
+use crate::store::StoreError;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    IllegalTransition(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("the request body is larger than the configured limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 422 for one invalid field.
+    pub fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            path: path.into(),
+            message: message.into(),
+        }])
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::IllegalTransition(_) => (
+                StatusCode::CONFLICT,
+                "illegal-transition",
+                "Illegal lifecycle transition",
+            ),
+            Self::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "The resource has changed",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+        }
+    }
+}
+
+/// The stable `type` URI of a problem slug.
+pub fn problem_type(slug: &str) -> String {
+    format!("urn:tessera:problem:{slug}")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        let mut problem = Problem {
+            kind: problem_type(slug),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: None,
+            instance: None,
+            request_id: None,
+            errors: Vec::new(),
+        };
+        match self {
+            Self::Internal(cause) => {
+                let error_id = uuid::Uuid::new_v4().to_string();
+                tracing::error!(%error_id, error = ?cause, "internal error");
+                problem.detail = Some(format!("an internal error occurred; quote error id {error_id}"));
+                problem.request_id = Some(error_id);
+            }
+            Self::Validation(errors) => {
+                problem.detail = Some(match errors.as_slice() {
+                    [one] if one.path.is_empty() => one.message.clone(),
+                    [one] => format!("{}: {}", one.path, one.message),
+                    _ => format!("{} fields are invalid", errors.len()),
+                });
+                problem.errors = errors;
+            }
+            other => problem.detail = Some(other.to_string()),
+        }
+        problem_response(status, &problem)
+    }
+}
+
+/// Serializes a problem with its media type.
+pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tessera\""),
+        );
+    }
+    response
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            StoreError::Conflict(msg) => Self::Conflict(msg),
+            StoreError::PreconditionFailed { current } => Self::PreconditionFailed(format!(
+                "If-Match does not match: the current ETag is \"{current}\"; fetch the resource again"
+            )),
+            StoreError::IllegalTransition(msg) => Self::IllegalTransition(msg),
+            StoreError::Invalid(msg) => Self::field("", msg),
+            StoreError::Database(e) if is_unavailable(&e) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable("the catalog database is unavailable; retry shortly".into())
+            }
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}

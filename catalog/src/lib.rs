@@ -1,0 +1,107 @@
+//! Tessera's catalog: the control plane of the mesh.
+//!
+//! Layers: [`api`] (routes, bodies, OpenAPI) over [`service`] (authorization,
+//! validation, use cases) over [`store`] (the persistence port and its SQLite and
+//! PostgreSQL backends).
+
+pub mod api;
+pub mod authz;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, HttpSettings};
+use crate::config::Config;
+use crate::service::{Catalog, MAX_WATCH};
+
+pub use api::openapi;
+
+/// A built catalog: store connected and migrated, listener bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    catalog: Catalog,
+    bootstrap_key: Option<String>,
+    backend: &'static str,
+}
+
+impl Application {
+    /// Connects the store (creating the data directory for the embedded database),
+    /// installs the bootstrap admin at first start, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.uses_embedded_database() {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        }
+        let url = config.database_url();
+        let store = store::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the catalog database {}", store::redact_url(&url)))?;
+        let catalog = Catalog::new(store);
+        let bootstrap_key = catalog
+            .bootstrap(config.bootstrap_key.as_ref().map(config::Secret::expose))
+            .await
+            .context("cannot install the bootstrap admin")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let request_timeout = Duration::from_secs(config.request_timeout_secs.max(2));
+        let state = AppState {
+            catalog: catalog.clone(),
+            metrics: Arc::new(metrics::Metrics::default()),
+            max_watch: MAX_WATCH.min(request_timeout - Duration::from_secs(1)),
+        };
+        let router = api::router(
+            state,
+            HttpSettings {
+                max_body_bytes: config.max_body_bytes,
+                request_timeout,
+            },
+        );
+        Ok(Self {
+            listener,
+            router,
+            backend: catalog.store.backend(),
+            catalog,
+            bootstrap_key,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The admin key generated at this start, if this was the first start.
+    pub fn bootstrap_key(&self) -> Option<&str> {
+        self.bootstrap_key.as_deref()
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The catalog service, for in-process use.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

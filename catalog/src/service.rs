@@ -1,0 +1,826 @@
+//! The catalog's use cases: authorization, validation, then the store.
+//!
+//! Handlers translate HTTP into calls here and back; nothing here knows HTTP.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use tessera_contracts::api::{
+    ApiKey, ApiKeyCreate, ApiKeyCreated, CatalogVersion, Change, ContractVersion, ContractVersionSummary, Domain,
+    DomainCreate, DomainUpdate, FieldError, Lineage, LineageEdge, LineageNode, OutputPort, Page, Principal,
+    PrincipalCreate, PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Team,
+    TeamCreate, TeamUpdate, Visibility, WhoAmI,
+};
+use tessera_contracts::document::{self, DocumentFormat};
+use tessera_contracts::names::{NAME_PATTERN, validate_name};
+
+use crate::authz::{Authz, Caller};
+use crate::error::ApiError;
+use crate::keys;
+use crate::store::{CatalogStore, NewApiKey, NewContract, NewPrincipal, PageRequest, ProductQuery};
+
+/// Default and largest page sizes.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
+/// Longest a watch may wait before answering with the unchanged version.
+pub const MAX_WATCH: Duration = Duration::from_secs(60);
+
+/// The catalog: its store and its authorization rules.
+#[derive(Clone)]
+pub struct Catalog {
+    pub store: Arc<dyn CatalogStore>,
+    pub authz: Authz,
+}
+
+/// A listing's paging parameters as given.
+#[derive(Debug, Clone, Default)]
+pub struct Paging {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    fn request(&self) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        }
+        let after = match &self.cursor {
+            None => None,
+            Some(c) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::BadRequest("cursor is not one this API issued".into()))?,
+            ),
+        };
+        Ok(PageRequest { after, limit })
+    }
+}
+
+/// Cuts the store's `limit + 1` rows into a page and its cursor.
+fn page<T>(mut rows: Vec<T>, request: &PageRequest, key: impl Fn(&T) -> String) -> Page<T> {
+    let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|last| URL_SAFE_NO_PAD.encode(key(last)))
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+fn check_name(path: &str, name: &str) -> Result<(), FieldError> {
+    validate_name(name).map_err(|e| FieldError {
+        path: path.into(),
+        message: format!("{name:?} {e} (pattern {NAME_PATTERN})"),
+    })
+}
+
+fn check_len(errors: &mut Vec<FieldError>, path: &str, value: Option<&String>, max: usize) {
+    if let Some(v) = value
+        && v.chars().count() > max
+    {
+        errors.push(FieldError {
+            path: path.into(),
+            message: format!("must be at most {max} characters"),
+        });
+    }
+}
+
+fn finish(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Tags: short, non-empty, sorted and deduplicated.
+fn normalize_tags(errors: &mut Vec<FieldError>, path: &str, tags: &[String]) -> Vec<String> {
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.trim().is_empty() || tag.chars().count() > 64 || tag.chars().any(char::is_control) {
+            errors.push(FieldError {
+                path: format!("{path}[{i}]"),
+                message: "a tag has 1 to 64 printable characters".into(),
+            });
+        }
+    }
+    if tags.len() > 64 {
+        errors.push(FieldError {
+            path: path.into(),
+            message: "at most 64 tags".into(),
+        });
+    }
+    tags.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+fn check_ports(errors: &mut Vec<FieldError>, ports: &[OutputPort]) {
+    let mut majors = BTreeSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        if port.major_version == 0 {
+            errors.push(FieldError {
+                path: format!("output_ports[{i}].major_version"),
+                message: "major versions start at 1".into(),
+            });
+        }
+        if !majors.insert(port.major_version) {
+            errors.push(FieldError {
+                path: format!("output_ports[{i}].major_version"),
+                message: format!("major version {} has more than one output port", port.major_version),
+            });
+        }
+        let location = port.location.trim();
+        if location.is_empty() || location.len() > 2048 || location.chars().any(char::is_control) {
+            errors.push(FieldError {
+                path: format!("output_ports[{i}].location"),
+                message: "a location is a non-empty path or URL of at most 2048 characters".into(),
+            });
+        }
+    }
+}
+
+fn check_inputs(errors: &mut Vec<FieldError>, inputs: &[String]) -> Vec<String> {
+    for (i, input) in inputs.iter().enumerate() {
+        if let Err(message) = tessera_contracts::names::parse_product_ref(input) {
+            errors.push(FieldError {
+                path: format!("input_ports[{i}]"),
+                message,
+            });
+        }
+    }
+    inputs.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+fn check_email(errors: &mut Vec<FieldError>, email: Option<&String>) {
+    if let Some(email) = email {
+        let valid = email.len() <= 320
+            && email
+                .split_once('@')
+                .is_some_and(|(local, host)| !local.is_empty() && host.contains('.'))
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            errors.push(FieldError {
+                path: "email".into(),
+                message: format!("{email:?} is not an e-mail address"),
+            });
+        }
+    }
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn CatalogStore>) -> Self {
+        Self { store, authz: Authz }
+    }
+
+    /// Resolves a presented API key to its caller; `None` when it does not hold.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<Caller>, ApiError> {
+        let Some(parsed) = keys::parse(presented) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.store.find_api_key(parsed.id).await? else {
+            return Ok(None);
+        };
+        let live = stored.key.revoked_at.is_none() && stored.key.expires_at.is_none_or(|at| at > Utc::now());
+        if !live || !keys::verify(parsed.secret, &stored.secret_hash) {
+            return Ok(None);
+        }
+        let Some(principal) = self.store.get_principal(&stored.key.principal).await? else {
+            return Ok(None);
+        };
+        let teams = self.store.principal_teams(&principal.name).await?;
+        Ok(Some(Caller { principal, teams }))
+    }
+
+    // ------------------------------------------------------------ versions
+
+    pub async fn version(&self) -> Result<CatalogVersion, ApiError> {
+        Ok(CatalogVersion {
+            version: self.store.version().await?,
+        })
+    }
+
+    /// Long-poll: answers as soon as the version exceeds `after`, or at the timeout
+    /// with the unchanged version. Polls the database once a second as well, so a
+    /// change committed by another catalog replica is seen too.
+    pub async fn watch(&self, after: i64, timeout: Duration) -> Result<CatalogVersion, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout.min(MAX_WATCH);
+        let mut local = self.store.subscribe();
+        loop {
+            let version = self.store.version().await?;
+            if version > after || tokio::time::Instant::now() >= deadline {
+                return Ok(CatalogVersion { version });
+            }
+            let tick = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            let _ = tokio::time::timeout_at(tick, local.wait_for(|v| *v > after)).await;
+        }
+    }
+
+    pub async fn changes(&self, caller: &Caller, after: i64, limit: Option<i64>) -> Result<Page<Change>, ApiError> {
+        self.authz.require_admin(caller)?;
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        }
+        let rows = self.store.changes(after, limit + 1).await?;
+        let request = PageRequest { after: None, limit };
+        let mut result = page(rows, &request, |c| c.seq.to_string());
+        // The cursor of the change log is simply the last sequence number.
+        result.next_cursor = result.next_cursor.and(result.items.last().map(|c| c.seq.to_string()));
+        Ok(result)
+    }
+
+    // ------------------------------------------------------------ principals
+
+    pub async fn whoami(&self, caller: &Caller) -> Result<WhoAmI, ApiError> {
+        Ok(WhoAmI {
+            principal: caller.principal.clone(),
+            teams: caller.teams.clone(),
+            owned_domains: self.store.owned_domains(caller.name()).await?,
+        })
+    }
+
+    pub async fn create_principal(&self, caller: &Caller, body: PrincipalCreate) -> Result<Principal, ApiError> {
+        self.authz.require_admin(caller)?;
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &body.name) {
+            errors.push(e);
+        }
+        check_len(&mut errors, "display_name", body.display_name.as_ref(), 200);
+        check_email(&mut errors, body.email.as_ref());
+        finish(errors)?;
+        let new = NewPrincipal {
+            display_name: body.display_name.unwrap_or_else(|| body.name.clone()),
+            name: body.name,
+            kind: body.kind,
+            email: body.email,
+            admin: body.admin,
+            attributes: body.attributes,
+        };
+        Ok(self.store.create_principal(caller.name(), &new).await?)
+    }
+
+    pub async fn get_principal(&self, caller: &Caller, name: &str) -> Result<Principal, ApiError> {
+        self.authz.require_self_or_admin(caller, name)?;
+        self.store
+            .get_principal(name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("principal {name:?} not found")))
+    }
+
+    pub async fn list_principals(&self, caller: &Caller, paging: &Paging) -> Result<Page<Principal>, ApiError> {
+        self.authz.require_admin(caller)?;
+        let request = paging.request()?;
+        let rows = self.store.list_principals(&request).await?;
+        Ok(page(rows, &request, |p| p.name.clone()))
+    }
+
+    pub async fn update_principal(
+        &self,
+        caller: &Caller,
+        name: &str,
+        if_match: Option<i64>,
+        body: PrincipalUpdate,
+    ) -> Result<Principal, ApiError> {
+        self.authz.require_admin(caller)?;
+        let mut errors = Vec::new();
+        check_len(&mut errors, "display_name", body.display_name.as_ref(), 200);
+        check_email(&mut errors, body.email.as_ref());
+        finish(errors)?;
+        Ok(self
+            .store
+            .update_principal(caller.name(), name, if_match, &body)
+            .await?)
+    }
+
+    pub async fn delete_principal(&self, caller: &Caller, name: &str, if_match: Option<i64>) -> Result<(), ApiError> {
+        self.authz.require_admin(caller)?;
+        Ok(self.store.delete_principal(caller.name(), name, if_match).await?)
+    }
+
+    // ------------------------------------------------------------ API keys
+
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        principal: &str,
+        body: ApiKeyCreate,
+    ) -> Result<ApiKeyCreated, ApiError> {
+        self.authz.require_self_or_admin(caller, principal)?;
+        let mut errors = Vec::new();
+        check_len(&mut errors, "description", body.description.as_ref(), 200);
+        if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+            errors.push(FieldError {
+                path: "expires_at".into(),
+                message: "must be in the future".into(),
+            });
+        }
+        finish(errors)?;
+        let generated = keys::generate();
+        let stored = self
+            .store
+            .create_api_key(
+                caller.name(),
+                &NewApiKey {
+                    id: generated.id.clone(),
+                    principal: principal.to_string(),
+                    secret_hash: generated.secret_hash.clone(),
+                    description: body.description.unwrap_or_default(),
+                    expires_at: body.expires_at,
+                },
+            )
+            .await?;
+        Ok(ApiKeyCreated {
+            key: generated.key,
+            api_key: stored,
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        caller: &Caller,
+        principal: &str,
+        paging: &Paging,
+    ) -> Result<Page<ApiKey>, ApiError> {
+        self.authz.require_self_or_admin(caller, principal)?;
+        if self.store.get_principal(principal).await?.is_none() {
+            return Err(ApiError::NotFound(format!("principal {principal:?} not found")));
+        }
+        let request = paging.request()?;
+        let rows = self.store.list_api_keys(principal, &request).await?;
+        Ok(page(rows, &request, |k| k.id.clone()))
+    }
+
+    pub async fn revoke_api_key(&self, caller: &Caller, principal: &str, id: &str) -> Result<ApiKey, ApiError> {
+        self.authz.require_self_or_admin(caller, principal)?;
+        Ok(self.store.revoke_api_key(caller.name(), principal, id).await?)
+    }
+
+    /// Installs the first platform admin and its key, once. Returns the key when
+    /// it was generated here (and must be shown), `None` when nothing was done or
+    /// the key came from the configuration.
+    pub async fn bootstrap(&self, configured: Option<&str>) -> anyhow::Result<Option<String>> {
+        if self.store.admin_exists().await? {
+            return Ok(None);
+        }
+        let (key, generated) = match configured {
+            Some(key) => {
+                let parsed = keys::parse(key).ok_or_else(|| {
+                    anyhow::anyhow!("the configured bootstrap key is not of the form tsk_<12 hex>_<64 hex>")
+                })?;
+                (
+                    keys::GeneratedKey {
+                        id: parsed.id.to_string(),
+                        key: key.to_string(),
+                        secret_hash: keys::hash_secret(parsed.secret),
+                    },
+                    false,
+                )
+            }
+            None => (keys::generate(), true),
+        };
+        let admin = match self.store.get_principal("admin").await? {
+            Some(existing) => existing.name,
+            None => {
+                self.store
+                    .create_principal(
+                        "system",
+                        &NewPrincipal {
+                            name: "admin".into(),
+                            kind: PrincipalKind::User,
+                            display_name: "Platform admin".into(),
+                            email: None,
+                            admin: true,
+                            attributes: Default::default(),
+                        },
+                    )
+                    .await?
+                    .name
+            }
+        };
+        self.store
+            .create_api_key(
+                "system",
+                &NewApiKey {
+                    id: key.id.clone(),
+                    principal: admin,
+                    secret_hash: key.secret_hash.clone(),
+                    description: "bootstrap admin key".into(),
+                    expires_at: None,
+                },
+            )
+            .await?;
+        Ok(generated.then_some(key.key))
+    }
+
+    // ------------------------------------------------------------ teams
+
+    pub async fn create_team(&self, caller: &Caller, mut body: TeamCreate) -> Result<Team, ApiError> {
+        self.authz.require_admin(caller)?;
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &body.name) {
+            errors.push(e);
+        }
+        check_len(&mut errors, "title", body.title.as_ref(), 200);
+        check_len(&mut errors, "description", body.description.as_ref(), 10_000);
+        for (i, m) in body.members.iter().enumerate() {
+            if let Err(e) = check_name(&format!("members[{i}]"), m) {
+                errors.push(e);
+            }
+        }
+        finish(errors)?;
+        body.members = body.members.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        Ok(self.store.create_team(caller.name(), &body).await?)
+    }
+
+    pub async fn get_team(&self, name: &str) -> Result<Team, ApiError> {
+        self.store
+            .get_team(name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("team {name:?} not found")))
+    }
+
+    pub async fn list_teams(&self, paging: &Paging) -> Result<Page<Team>, ApiError> {
+        let request = paging.request()?;
+        let rows = self.store.list_teams(&request).await?;
+        Ok(page(rows, &request, |t| t.name.clone()))
+    }
+
+    pub async fn update_team(
+        &self,
+        caller: &Caller,
+        name: &str,
+        if_match: Option<i64>,
+        body: TeamUpdate,
+    ) -> Result<Team, ApiError> {
+        self.require_team_manager(caller, name).await?;
+        let mut errors = Vec::new();
+        check_len(&mut errors, "title", body.title.as_ref(), 200);
+        check_len(&mut errors, "description", body.description.as_ref(), 10_000);
+        finish(errors)?;
+        Ok(self.store.update_team(caller.name(), name, if_match, &body).await?)
+    }
+
+    pub async fn delete_team(&self, caller: &Caller, name: &str, if_match: Option<i64>) -> Result<(), ApiError> {
+        self.authz.require_admin(caller)?;
+        Ok(self.store.delete_team(caller.name(), name, if_match).await?)
+    }
+
+    pub async fn add_team_member(&self, caller: &Caller, team: &str, principal: &str) -> Result<Team, ApiError> {
+        self.require_team_manager(caller, team).await?;
+        Ok(self.store.add_team_member(caller.name(), team, principal).await?)
+    }
+
+    pub async fn remove_team_member(&self, caller: &Caller, team: &str, principal: &str) -> Result<Team, ApiError> {
+        self.require_team_manager(caller, team).await?;
+        Ok(self.store.remove_team_member(caller.name(), team, principal).await?)
+    }
+
+    /// Admins manage every team; a team's own members manage its membership.
+    async fn require_team_manager(&self, caller: &Caller, team: &str) -> Result<(), ApiError> {
+        let found = self.get_team(team).await?;
+        if caller.is_admin() || found.members.iter().any(|m| m == caller.name()) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "only platform admins and members of team {team:?} may change it"
+            )))
+        }
+    }
+
+    // ------------------------------------------------------------ domains
+
+    pub async fn create_domain(&self, caller: &Caller, body: DomainCreate) -> Result<Domain, ApiError> {
+        self.authz.require_admin(caller)?;
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &body.name) {
+            errors.push(e);
+        }
+        if let Err(e) = check_name("owner_team", &body.owner_team) {
+            errors.push(e);
+        }
+        check_len(&mut errors, "title", body.title.as_ref(), 200);
+        check_len(&mut errors, "description", body.description.as_ref(), 10_000);
+        finish(errors)?;
+        Ok(self.store.create_domain(caller.name(), &body).await?)
+    }
+
+    pub async fn get_domain(&self, name: &str) -> Result<Domain, ApiError> {
+        self.store
+            .get_domain(name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("domain {name:?} not found")))
+    }
+
+    pub async fn list_domains(&self, paging: &Paging) -> Result<Page<Domain>, ApiError> {
+        let request = paging.request()?;
+        let rows = self.store.list_domains(&request).await?;
+        Ok(page(rows, &request, |d| d.name.clone()))
+    }
+
+    pub async fn update_domain(
+        &self,
+        caller: &Caller,
+        name: &str,
+        if_match: Option<i64>,
+        body: DomainUpdate,
+    ) -> Result<Domain, ApiError> {
+        let domain = self.get_domain(name).await?;
+        self.authz.require_domain_owner(caller, &domain)?;
+        if body.owner_team.is_some() {
+            // Handing a domain to another team is platform administration.
+            self.authz.require_admin(caller)?;
+        }
+        let mut errors = Vec::new();
+        if let Some(team) = &body.owner_team
+            && let Err(e) = check_name("owner_team", team)
+        {
+            errors.push(e);
+        }
+        check_len(&mut errors, "title", body.title.as_ref(), 200);
+        check_len(&mut errors, "description", body.description.as_ref(), 10_000);
+        finish(errors)?;
+        Ok(self.store.update_domain(caller.name(), name, if_match, &body).await?)
+    }
+
+    pub async fn delete_domain(&self, caller: &Caller, name: &str, if_match: Option<i64>) -> Result<(), ApiError> {
+        self.authz.require_admin(caller)?;
+        Ok(self.store.delete_domain(caller.name(), name, if_match).await?)
+    }
+
+    // ------------------------------------------------------------ products
+
+    /// The product if the caller may see it, with its domain; "not found" otherwise,
+    /// so that restricted products do not reveal that they exist.
+    async fn visible_product(&self, caller: &Caller, domain: &str, name: &str) -> Result<(Domain, Product), ApiError> {
+        let not_found = || ApiError::NotFound(format!("product {domain}.{name} not found"));
+        let owning = self.store.get_domain(domain).await?.ok_or_else(not_found)?;
+        let product = self.store.get_product(domain, name).await?.ok_or_else(not_found)?;
+        if !self.authz.can_see_product(caller, &owning, &product) {
+            return Err(not_found());
+        }
+        Ok((owning, product))
+    }
+
+    async fn owned_product(&self, caller: &Caller, domain: &str, name: &str) -> Result<Product, ApiError> {
+        let (owning, product) = self.visible_product(caller, domain, name).await?;
+        if !self.authz.owns_product(caller, &owning, &product) {
+            return Err(ApiError::Forbidden(format!(
+                "only the owners of {domain}.{name} (team {:?} or domain team {:?}) may change it",
+                product.owner_team, owning.owner_team
+            )));
+        }
+        Ok(product)
+    }
+
+    pub async fn create_product(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        mut body: ProductCreate,
+    ) -> Result<Product, ApiError> {
+        let owning = self.get_domain(domain).await?;
+        self.authz.require_domain_owner(caller, &owning)?;
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &body.name) {
+            errors.push(e);
+        }
+        if let Some(team) = &body.owner_team
+            && let Err(e) = check_name("owner_team", team)
+        {
+            errors.push(e);
+        }
+        check_len(&mut errors, "title", body.title.as_ref(), 200);
+        check_len(&mut errors, "description", body.description.as_ref(), 10_000);
+        body.tags = normalize_tags(&mut errors, "tags", &body.tags);
+        check_ports(&mut errors, &body.output_ports);
+        body.output_ports.sort_by_key(|p| p.major_version);
+        body.input_ports = check_inputs(&mut errors, &body.input_ports);
+        finish(errors)?;
+        Ok(self.store.create_product(caller.name(), domain, &body).await?)
+    }
+
+    pub async fn get_product(&self, caller: &Caller, domain: &str, name: &str) -> Result<Product, ApiError> {
+        Ok(self.visible_product(caller, domain, name).await?.1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_products(
+        &self,
+        caller: &Caller,
+        domain: Option<String>,
+        tag: Option<String>,
+        status: Option<ProductStatus>,
+        owner_team: Option<String>,
+        visibility: Option<Visibility>,
+        text: Option<String>,
+        paging: &Paging,
+    ) -> Result<Page<Product>, ApiError> {
+        let request = paging.request()?;
+        let query = ProductQuery {
+            scope: self.authz.product_scope(caller),
+            domain,
+            tag,
+            status,
+            owner_team,
+            visibility,
+            text: text.filter(|t| !t.trim().is_empty()),
+            page: request.clone(),
+        };
+        let rows = self.store.list_products(&query).await?;
+        Ok(page(rows, &request, |p| format!("{}.{}", p.domain, p.name)))
+    }
+
+    pub async fn update_product(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        name: &str,
+        if_match: Option<i64>,
+        mut body: ProductUpdate,
+    ) -> Result<Product, ApiError> {
+        self.owned_product(caller, domain, name).await?;
+        let mut errors = Vec::new();
+        if let Some(team) = &body.owner_team
+            && let Err(e) = check_name("owner_team", team)
+        {
+            errors.push(e);
+        }
+        check_len(&mut errors, "title", body.title.as_ref(), 200);
+        check_len(&mut errors, "description", body.description.as_ref(), 10_000);
+        if let Some(tags) = &body.tags {
+            body.tags = Some(normalize_tags(&mut errors, "tags", tags));
+        }
+        if let Some(ports) = &mut body.output_ports {
+            check_ports(&mut errors, ports);
+            ports.sort_by_key(|p| p.major_version);
+        }
+        if let Some(inputs) = &body.input_ports {
+            body.input_ports = Some(check_inputs(&mut errors, inputs));
+        }
+        finish(errors)?;
+        Ok(self
+            .store
+            .update_product(caller.name(), domain, name, if_match, &body)
+            .await?)
+    }
+
+    pub async fn delete_product(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        name: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), ApiError> {
+        self.owned_product(caller, domain, name).await?;
+        Ok(self.store.delete_product(caller.name(), domain, name, if_match).await?)
+    }
+
+    /// Lineage around one product (`focus`), or of the whole mesh the caller sees.
+    /// Products the caller may not see are left out, with their edges.
+    pub async fn lineage(&self, caller: &Caller, focus: Option<(&str, &str)>) -> Result<Lineage, ApiError> {
+        if let Some((domain, name)) = focus {
+            self.visible_product(caller, domain, name).await?;
+        }
+        // The whole visible mesh, fetched page by page.
+        let mut visible: BTreeMap<String, LineageNode> = BTreeMap::new();
+        let mut paging = PageRequest {
+            after: None,
+            limit: MAX_LIMIT,
+        };
+        loop {
+            let query = ProductQuery {
+                scope: self.authz.product_scope(caller),
+                domain: None,
+                tag: None,
+                status: None,
+                owner_team: None,
+                visibility: None,
+                text: None,
+                page: paging.clone(),
+            };
+            let rows = self.store.list_products(&query).await?;
+            let more = rows.len() > usize::try_from(MAX_LIMIT).unwrap_or(usize::MAX);
+            for p in rows.into_iter().take(usize::try_from(MAX_LIMIT).unwrap_or(usize::MAX)) {
+                let id = format!("{}.{}", p.domain, p.name);
+                paging.after = Some(id.clone());
+                visible.insert(
+                    id.clone(),
+                    LineageNode {
+                        id,
+                        domain: p.domain,
+                        name: p.name,
+                        status: p.status,
+                    },
+                );
+            }
+            if !more {
+                break;
+            }
+        }
+        let edges: Vec<LineageEdge> = self
+            .store
+            .lineage_edges()
+            .await?
+            .into_iter()
+            .map(|e| LineageEdge {
+                from: format!("{}.{}", e.up_domain, e.up_product),
+                to: format!("{}.{}", e.domain, e.product),
+            })
+            .filter(|e| visible.contains_key(&e.from) && visible.contains_key(&e.to))
+            .collect();
+        let keep: BTreeSet<String> = match focus {
+            None => visible.keys().cloned().collect(),
+            Some((domain, name)) => {
+                // Everything upstream and downstream of the focus, transitively.
+                let start = format!("{domain}.{name}");
+                let mut keep = BTreeSet::from([start.clone()]);
+                for upstream in [true, false] {
+                    let mut queue = VecDeque::from([start.clone()]);
+                    while let Some(at) = queue.pop_front() {
+                        for e in &edges {
+                            let (here, next) = if upstream { (&e.to, &e.from) } else { (&e.from, &e.to) };
+                            if *here == at && keep.insert(next.clone()) {
+                                queue.push_back(next.clone());
+                            }
+                        }
+                    }
+                }
+                keep
+            }
+        };
+        Ok(Lineage {
+            nodes: visible.into_values().filter(|n| keep.contains(&n.id)).collect(),
+            edges: edges
+                .into_iter()
+                .filter(|e| keep.contains(&e.from) && keep.contains(&e.to))
+                .collect(),
+        })
+    }
+
+    // ------------------------------------------------------------ contracts
+
+    pub async fn add_contract(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        product: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<ContractVersion, ApiError> {
+        self.owned_product(caller, domain, product).await?;
+        let format = content_type
+            .and_then(DocumentFormat::from_content_type)
+            .ok_or_else(|| {
+                ApiError::UnsupportedMediaType("a contract is submitted as application/yaml or application/json".into())
+            })?;
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::BadRequest("the contract document is not UTF-8 text".into()))?;
+        let header = document::read_header(format, text).map_err(|e| match e {
+            document::DocumentError::Field { path, message } => ApiError::field(path, message),
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+        let new = NewContract {
+            version: header.version,
+            api_version: header.api_version,
+            media_type: format.media_type().to_string(),
+            document: text.to_string(),
+        };
+        Ok(self.store.add_contract(caller.name(), domain, product, &new).await?)
+    }
+
+    pub async fn list_contracts(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        product: &str,
+        paging: &Paging,
+    ) -> Result<Page<ContractVersionSummary>, ApiError> {
+        self.visible_product(caller, domain, product).await?;
+        let request = paging.request()?;
+        let rows = self.store.list_contracts(domain, product, &request).await?;
+        Ok(page(rows, &request, |c| c.version.clone()))
+    }
+
+    pub async fn get_contract(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        product: &str,
+        version: &str,
+    ) -> Result<ContractVersion, ApiError> {
+        self.visible_product(caller, domain, product).await?;
+        self.store
+            .get_contract(domain, product, version)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("contract version {version} of {domain}.{product} not found")))
+    }
+}

@@ -1,0 +1,244 @@
+//! The catalog's persistence port: one trait, two backends (SQLite and PostgreSQL).
+//!
+//! Every mutation runs in one transaction that also bumps the catalog's change
+//! sequence and appends its change-log entry, so the log and the data never
+//! disagree and watchers see a gapless, commit-ordered sequence.
+
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tessera_contracts::api::{
+    ApiKey, Attributes, Change, ContractVersion, ContractVersionSummary, Domain, DomainCreate, DomainUpdate, Principal,
+    PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Team, TeamCreate, TeamUpdate,
+    Visibility,
+};
+use tokio::sync::watch;
+
+pub use sql::{PgStore, SqliteStore};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The `If-Match` revision is not the current one.
+    #[error("the resource has changed: its current revision is {current}")]
+    PreconditionFailed { current: i64 },
+    /// A lifecycle transition that the rules refuse.
+    #[error("{0}")]
+    IllegalTransition(String),
+    /// The request names something that does not exist or breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Keyset pagination: rows strictly after `after`, at most `limit` of them (the
+/// store returns up to `limit + 1` so the caller can tell whether more follow).
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// Which products a listing may return; produced by [`crate::authz::Authz`].
+#[derive(Debug, Clone)]
+pub enum ProductScope {
+    All,
+    /// Discoverable products, and the restricted ones the principal owns.
+    VisibleTo(String),
+}
+
+/// Filters of the product listing.
+#[derive(Debug, Clone)]
+pub struct ProductQuery {
+    pub scope: ProductScope,
+    pub domain: Option<String>,
+    pub tag: Option<String>,
+    pub status: Option<ProductStatus>,
+    pub owner_team: Option<String>,
+    pub visibility: Option<Visibility>,
+    /// Case-insensitive text search over name, title, description and tags.
+    pub text: Option<String>,
+    pub page: PageRequest,
+}
+
+/// A principal to create.
+#[derive(Debug, Clone)]
+pub struct NewPrincipal {
+    pub name: String,
+    pub kind: PrincipalKind,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub admin: bool,
+    pub attributes: Attributes,
+}
+
+/// An API key to store: only the hash of its secret.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub principal: String,
+    pub secret_hash: String,
+    pub description: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A stored key, as authentication needs it.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub key: ApiKey,
+    pub secret_hash: String,
+}
+
+/// A contract version to store.
+#[derive(Debug, Clone)]
+pub struct NewContract {
+    pub version: semver::Version,
+    pub api_version: Option<String>,
+    pub media_type: String,
+    pub document: String,
+}
+
+/// One lineage edge: `(up_domain, up_product) -> (domain, product)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    pub up_domain: String,
+    pub up_product: String,
+    pub domain: String,
+    pub product: String,
+}
+
+/// The catalog's store.
+#[async_trait]
+pub trait CatalogStore: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Follows the catalog's version as this process commits changes.
+    fn subscribe(&self) -> watch::Receiver<i64>;
+    async fn ping(&self) -> Result<()>;
+    async fn version(&self) -> Result<i64>;
+    async fn changes(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
+
+    async fn admin_exists(&self) -> Result<bool>;
+    async fn create_principal(&self, actor: &str, new: &NewPrincipal) -> Result<Principal>;
+    async fn get_principal(&self, name: &str) -> Result<Option<Principal>>;
+    async fn list_principals(&self, page: &PageRequest) -> Result<Vec<Principal>>;
+    async fn update_principal(
+        &self,
+        actor: &str,
+        name: &str,
+        if_match: Option<i64>,
+        patch: &PrincipalUpdate,
+    ) -> Result<Principal>;
+    async fn delete_principal(&self, actor: &str, name: &str, if_match: Option<i64>) -> Result<()>;
+    async fn principal_teams(&self, name: &str) -> Result<Vec<String>>;
+    async fn owned_domains(&self, name: &str) -> Result<Vec<String>>;
+
+    /// Stores a key; also used once at start-up for the bootstrap admin key.
+    async fn create_api_key(&self, actor: &str, new: &NewApiKey) -> Result<ApiKey>;
+    async fn list_api_keys(&self, principal: &str, page: &PageRequest) -> Result<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, actor: &str, principal: &str, id: &str) -> Result<ApiKey>;
+    async fn find_api_key(&self, id: &str) -> Result<Option<StoredKey>>;
+
+    async fn create_team(&self, actor: &str, new: &TeamCreate) -> Result<Team>;
+    async fn get_team(&self, name: &str) -> Result<Option<Team>>;
+    async fn list_teams(&self, page: &PageRequest) -> Result<Vec<Team>>;
+    async fn update_team(&self, actor: &str, name: &str, if_match: Option<i64>, patch: &TeamUpdate) -> Result<Team>;
+    async fn delete_team(&self, actor: &str, name: &str, if_match: Option<i64>) -> Result<()>;
+    async fn add_team_member(&self, actor: &str, team: &str, principal: &str) -> Result<Team>;
+    async fn remove_team_member(&self, actor: &str, team: &str, principal: &str) -> Result<Team>;
+
+    async fn create_domain(&self, actor: &str, new: &DomainCreate) -> Result<Domain>;
+    async fn get_domain(&self, name: &str) -> Result<Option<Domain>>;
+    async fn list_domains(&self, page: &PageRequest) -> Result<Vec<Domain>>;
+    async fn update_domain(
+        &self,
+        actor: &str,
+        name: &str,
+        if_match: Option<i64>,
+        patch: &DomainUpdate,
+    ) -> Result<Domain>;
+    async fn delete_domain(&self, actor: &str, name: &str, if_match: Option<i64>) -> Result<()>;
+
+    async fn create_product(&self, actor: &str, domain: &str, new: &ProductCreate) -> Result<Product>;
+    async fn get_product(&self, domain: &str, name: &str) -> Result<Option<Product>>;
+    async fn list_products(&self, query: &ProductQuery) -> Result<Vec<Product>>;
+    async fn update_product(
+        &self,
+        actor: &str,
+        domain: &str,
+        name: &str,
+        if_match: Option<i64>,
+        patch: &ProductUpdate,
+    ) -> Result<Product>;
+    async fn delete_product(&self, actor: &str, domain: &str, name: &str, if_match: Option<i64>) -> Result<()>;
+    async fn lineage_edges(&self) -> Result<Vec<Edge>>;
+
+    async fn add_contract(
+        &self,
+        actor: &str,
+        domain: &str,
+        product: &str,
+        new: &NewContract,
+    ) -> Result<ContractVersion>;
+    async fn list_contracts(
+        &self,
+        domain: &str,
+        product: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<ContractVersionSummary>>;
+    async fn get_contract(&self, domain: &str, product: &str, version: &str) -> Result<Option<ContractVersion>>;
+}
+
+/// Opens the store a database URL names (`sqlite:` or `postgres:`), applying
+/// migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn CatalogStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "unsupported database URL scheme in {}: use sqlite:PATH or postgres://...",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A database URL with its password hidden, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+    }
+}

@@ -1,0 +1,466 @@
+//! Bodies of the catalog's REST API (`/api/v1`), shared by the catalog and the SDK.
+//!
+//! Request bodies refuse unknown fields, so that a typo never passes silently.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub use crate::lifecycle::ProductStatus;
+
+/// One page of a listing; pass `next_cursor` back as `cursor` for the next one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// RFC 9457 problem details, the body of every error.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The request id, to quote when reporting a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Per-field errors, where the request body was at fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// Where in the request, e.g. `name` or `output_ports[0].location`.
+    pub path: String,
+    pub message: String,
+}
+
+/// The catalog's version: the latest value of its change sequence.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct CatalogVersion {
+    pub version: i64,
+}
+
+/// One entry of the append-only change log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Change {
+    /// Position in the change sequence; the catalog's version after this change.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    /// The principal who made the change (`system` for the catalog itself).
+    pub actor: String,
+    /// `create`, `update`, `delete`, `revoke`, ...
+    pub action: String,
+    /// `domain`, `team`, `principal`, `api_key`, `product`, `contract`, `team_member`.
+    pub resource_type: String,
+    /// The resource's path under `/api/v1`.
+    pub resource: String,
+    #[serde(default)]
+    pub before: Option<Value>,
+    #[serde(default)]
+    pub after: Option<Value>,
+}
+
+// ---------------------------------------------------------------- principals
+
+/// A user or a service account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User,
+    Service,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Service => "service",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "service" => Some(Self::Service),
+            _ => None,
+        }
+    }
+}
+
+/// What policies know of a principal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attributes {
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// The purposes this principal may declare for a query.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Principal {
+    pub name: String,
+    pub kind: PrincipalKind,
+    pub display_name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Platform admins manage domains, teams, principals and keys.
+    pub admin: bool,
+    pub attributes: Attributes,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Increases with every update; the resource's ETag.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalCreate {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub name: String,
+    pub kind: PrincipalKind,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 320)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 320)]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Attributes>,
+}
+
+/// The caller: its principal and what it owns.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub principal: Principal,
+    pub teams: Vec<String>,
+    /// Domains whose owning team the caller belongs to.
+    pub owned_domains: Vec<String>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    /// The public key id, the middle part of `tsk_<id>_<secret>`.
+    pub id: String,
+    pub principal: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreate {
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+    /// When the key stops working; never, if absent.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A new key: the only time its secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    /// `tsk_<id>_<secret>`: keep it, it cannot be shown again.
+    pub key: String,
+    pub api_key: ApiKey,
+}
+
+// ---------------------------------------------------------------- teams
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Team {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// Principal names, sorted.
+    pub members: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamCreate {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    /// Initial members (principal names).
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+}
+
+// ---------------------------------------------------------------- domains
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Domain {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// Members of this team own the domain's products and contracts.
+    pub owner_team: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainCreate {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub owner_team: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub owner_team: Option<String>,
+}
+
+// ---------------------------------------------------------------- products
+
+/// Who sees a product (see design.md, "Products, ports and names").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Metadata listed for every signed-in principal; data only with a grant.
+    #[default]
+    Discoverable,
+    /// Invisible, in the catalog and in SQL, without a grant.
+    Restricted,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Discoverable => "discoverable",
+            Self::Restricted => "restricted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "discoverable" => Some(Self::Discoverable),
+            "restricted" => Some(Self::Restricted),
+            _ => None,
+        }
+    }
+}
+
+/// The tabular output port of one major version: a Delta table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputPort {
+    #[schema(minimum = 1)]
+    pub major_version: u32,
+    /// The Delta table's location: a path or URL (`file:///...`, `s3://bucket/prefix`).
+    #[schema(min_length = 1, max_length = 2048)]
+    pub location: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Product {
+    pub domain: String,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub owner_team: String,
+    pub tags: Vec<String>,
+    pub visibility: Visibility,
+    pub status: ProductStatus,
+    /// When a deprecated product stops being served.
+    #[serde(default)]
+    pub sunset_date: Option<NaiveDate>,
+    pub output_ports: Vec<OutputPort>,
+    /// Upstream products, as `domain.product`.
+    pub input_ports: Vec<String>,
+    #[serde(default)]
+    pub latest_contract_version: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductCreate {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    /// Defaults to the domain's owning team.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub owner_team: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub output_ports: Vec<OutputPort>,
+    #[serde(default)]
+    pub input_ports: Vec<String>,
+}
+
+/// A partial update; a lifecycle change is a change of `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub owner_team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_ports: Option<Vec<OutputPort>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_ports: Option<Vec<String>>,
+    /// `draft -> published -> deprecated -> retired`; deprecation needs `sunset_date`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProductStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset_date: Option<NaiveDate>,
+}
+
+/// Product-level lineage: products as nodes, input ports as edges.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Lineage {
+    pub nodes: Vec<LineageNode>,
+    pub edges: Vec<LineageEdge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct LineageNode {
+    /// `domain.product`
+    pub id: String,
+    pub domain: String,
+    pub name: String,
+    pub status: ProductStatus,
+}
+
+/// Data flows from `from` (upstream) to `to` (the product that reads it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct LineageEdge {
+    pub from: String,
+    pub to: String,
+}
+
+// ---------------------------------------------------------------- contracts
+
+/// One immutable version of a product's contract.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContractVersion {
+    pub domain: String,
+    pub product: String,
+    /// The document's semantic version.
+    pub version: String,
+    /// The document's `apiVersion` (ODCS version), if given.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `application/yaml` or `application/json`: the format it was submitted in.
+    pub media_type: String,
+    /// The document exactly as submitted.
+    pub document: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// A contract version without its document, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContractVersionSummary {
+    pub version: String,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    pub media_type: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// Health of the service, for `/ready`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub status: String,
+    pub checks: BTreeMap<String, String>,
+}

@@ -1,0 +1,13 @@
+//! Tessera's domain model, shared by the catalog, the gateway and the SDK.
+//!
+//! Pure: no I/O and no async. The catalog and the gateway never import each other;
+//! they agree through the types defined here (the REST API's bodies in [`api`], and
+//! later the policy bundle).
+
+pub mod api;
+pub mod document;
+pub mod lifecycle;
+pub mod names;
+
+pub use lifecycle::ProductStatus;
+pub use names::{NameError, validate_name};

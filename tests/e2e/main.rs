@@ -1,0 +1,266 @@
+//! End-to-end tests of the `tessera` binary: real processes over real sockets.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// A running `tessera serve` and what it printed at start.
+struct Server {
+    child: Child,
+    url: String,
+    bootstrap_key: Option<String>,
+    banner: Vec<String>,
+}
+
+impl Server {
+    /// Starts the binary and reads its banner (bounded wait, no sleeps).
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("tessera starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        let mut url = None;
+        let mut bootstrap_key = None;
+        // The banner ends with the docs lines, then the optional key lines.
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+            if let Some(rest) = line.strip_prefix("Tessera catalog listening on ") {
+                url = Some(rest.trim().to_string());
+            }
+            if let Some(rest) = line.strip_prefix("Bootstrap admin API key (shown once): ") {
+                bootstrap_key = Some(rest.trim().to_string());
+            }
+            let done = line.contains("OpenAPI:");
+            banner.push(line);
+            if done {
+                // The key lines, if any, follow at once.
+                while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+                    if let Some(rest) = line.strip_prefix("Bootstrap admin API key (shown once): ") {
+                        bootstrap_key = Some(rest.trim().to_string());
+                    }
+                    banner.push(line);
+                }
+                break;
+            }
+        }
+        let url = url.unwrap_or_else(|| panic!("no listening line in {banner:?}"));
+        Self {
+            child,
+            url,
+            bootstrap_key,
+            banner,
+        }
+    }
+
+    /// SIGTERM, then waits: the exit must be clean.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = self.child.wait().expect("waits");
+        assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(method: reqwest::Method, url: String, key: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, url).bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("sent");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test]
+async fn embedded_catalog_keeps_its_data_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+
+    let first = Server::start(&["--data-dir", data, "--listen", "127.0.0.1:0"], &[]);
+    let key = first
+        .bootstrap_key
+        .clone()
+        .unwrap_or_else(|| panic!("first start prints a key: {:?}", first.banner));
+    assert!(
+        first.banner.iter().any(|l| l.contains("embedded SQLite")),
+        "{:?}",
+        first.banner
+    );
+    assert!(Path::new(data).join("catalog.db").exists());
+
+    let (status, me) = call(reqwest::Method::GET, format!("{}/api/v1/whoami", first.url), &key, None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["principal"]["admin"], true);
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/teams", first.url),
+        &key,
+        Some(json!({"name": "sales_team"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/domains", first.url),
+        &key,
+        Some(json!({"name": "sales", "owner_team": "sales_team", "title": "Sales"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    first.terminate();
+
+    let second = Server::start(&["--data-dir", data, "--listen", "127.0.0.1:0"], &[]);
+    assert!(
+        second.bootstrap_key.is_none(),
+        "the key is shown once only: {:?}",
+        second.banner
+    );
+    let (status, domain) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/domains/sales", second.url),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{domain}");
+    assert_eq!(domain["title"], "Sales");
+    second.terminate();
+}
+
+#[tokio::test]
+async fn configuration_layers_and_bootstrap_key_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("tessera.toml");
+    // The file says one address and the data directory; the environment overrides the address.
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:1\"\ndata_dir = {:?}\n",
+            data.to_str().expect("utf-8")
+        ),
+    )
+    .expect("write config");
+    let key = "tsk_a1b2c3d4e5f6_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let server = Server::start(
+        &["--config", config.to_str().expect("utf-8")],
+        &[("TESSERA_LISTEN", &free.to_string()), ("TESSERA_BOOTSTRAP_KEY", key)],
+    );
+    assert_eq!(
+        server.url,
+        format!("http://{free}"),
+        "the environment overrides the file"
+    );
+    assert!(server.bootstrap_key.is_none(), "a configured key is not printed");
+    assert!(data.join("catalog.db").exists(), "data_dir from the file");
+    let (status, me) = call(reqwest::Method::GET, format!("{}/api/v1/whoami", server.url), key, None).await;
+    assert_eq!(status, 200, "{me}");
+    server.terminate();
+
+    // A typo in the file is an error that names it, and a failing exit code.
+    std::fs::write(&config, "lisen = \"127.0.0.1:0\"\n").expect("write config");
+    let out = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lisen"), "{stderr}");
+}
+
+#[tokio::test]
+async fn postgres_is_selected_by_database_url() {
+    let admin_url =
+        std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = format!("tessera_e2e_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([admin_url.as_str(), "-qAtc", sql])
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&format!("CREATE DATABASE {db}"));
+    let server_url = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(s, _)| s)
+        .to_string();
+    let url = format!("{server_url}/{db}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        &[
+            "--database-url",
+            &url,
+            "--data-dir",
+            dir.path().to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(
+        server.banner.iter().any(|l| l.contains("PostgreSQL")),
+        "{:?}",
+        server.banner
+    );
+    let key = server.bootstrap_key.clone().expect("first start prints a key");
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/whoami", server.url),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !dir.path().join("catalog.db").exists(),
+        "no SQLite file when PostgreSQL is used"
+    );
+    server.terminate();
+    psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+}
+
+#[test]
+fn openapi_command_prints_the_document() {
+    let out = Command::new(BIN).arg("openapi").output().expect("runs");
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json"))
+        .expect("docs/openapi.json is committed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), committed.trim_end());
+}
