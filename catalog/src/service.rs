@@ -27,7 +27,7 @@ use crate::store::{CatalogStore, NewApiKey, NewContract, NewPrincipal, PageReque
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 /// Longest a watch may wait before answering with the unchanged version.
-pub const MAX_WATCH: Duration = Duration::from_secs(60);
+pub const MAX_WATCH: Duration = Duration::from_secs(25);
 
 /// The catalog: its store and its authorization rules.
 #[derive(Clone)]
@@ -212,6 +212,9 @@ impl Catalog {
     /// with the unchanged version. Polls the database once a second as well, so a
     /// change committed by another catalog replica is seen too.
     pub async fn watch(&self, after: i64, timeout: Duration) -> Result<CatalogVersion, ApiError> {
+        if after < 0 {
+            return Err(ApiError::field("after", "must be 0 or more"));
+        }
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WATCH);
         let mut local = self.store.subscribe();
         loop {
@@ -226,6 +229,9 @@ impl Catalog {
 
     pub async fn changes(&self, caller: &Caller, after: i64, limit: Option<i64>) -> Result<Page<Change>, ApiError> {
         self.authz.require_admin(caller)?;
+        if after < 0 {
+            return Err(ApiError::field("after", "must be 0 or more"));
+        }
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
@@ -625,6 +631,15 @@ impl Catalog {
         paging: &Paging,
     ) -> Result<Page<Product>, ApiError> {
         let request = paging.request()?;
+        let mut errors = Vec::new();
+        for (path, name) in [("domain", &domain), ("owner", &owner_team)] {
+            if let Some(name) = name
+                && let Err(e) = check_name(path, name)
+            {
+                errors.push(e);
+            }
+        }
+        finish(errors)?;
         let query = ProductQuery {
             scope: self.authz.product_scope(caller),
             domain,

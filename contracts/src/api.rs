@@ -76,6 +76,36 @@ pub struct Change {
 
 // ---------------------------------------------------------------- principals
 
+/// serde's derive also reads a struct from a JSON array of its fields in order;
+/// nested request objects must be objects, so they are read through a map.
+macro_rules! object_only {
+    ($ty:ident { $($field:ident: $fty:ty $(= $default:ident)?),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Fields {
+                    $($(#[serde($default)])? $field: $fty,)*
+                }
+                let map = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+                let f: Fields = serde_json::from_value(Value::Object(map)).map_err(serde::de::Error::custom)?;
+                Ok(Self { $($field: f.$field,)* })
+            }
+        }
+    };
+}
+
+object_only!(Attributes {
+    groups: Vec<String> = default,
+    regions: Vec<String> = default,
+    purposes: Vec<String> = default,
+});
+
+object_only!(OutputPort {
+    major_version: u32,
+    location: String,
+});
+
 /// A user or a service account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -101,7 +131,7 @@ impl PrincipalKind {
 }
 
 /// What policies know of a principal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attributes {
     #[serde(default)]
@@ -318,7 +348,7 @@ impl Visibility {
 }
 
 /// The tabular output port of one major version: a Delta table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputPort {
     #[schema(minimum = 1)]

@@ -101,6 +101,9 @@ pub async fn version(State(app): State<AppState>, _caller: Caller) -> ApiResult<
     Ok(Json(app.catalog.version().await?))
 }
 
+/// The longest wait a watch may ask for.
+const MAX_WATCH_SECS: u64 = 25;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WatchParams {
@@ -120,7 +123,11 @@ pub async fn watch(
     _caller: Caller,
     ApiQuery(params): ApiQuery<WatchParams>,
 ) -> ApiResult<Json<CatalogVersion>> {
-    let wait = Duration::from_secs(params.timeout_secs.unwrap_or(25)).min(app.max_watch);
+    let requested = params.timeout_secs.unwrap_or(MAX_WATCH_SECS);
+    if requested > MAX_WATCH_SECS {
+        return Err(ApiError::field("timeout_secs", format!("must be at most {MAX_WATCH_SECS}")));
+    }
+    let wait = Duration::from_secs(requested).min(app.max_watch);
     Ok(Json(app.catalog.watch(params.after, wait).await?))
 }
 
