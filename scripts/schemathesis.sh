@@ -131,6 +131,21 @@ fi
 URL=${URL%/}
 echo "schemathesis.sh: tessera (pid $SERVER_PID) listening on $URL"
 
+# --- seed the mesh the document's examples name (olga, sales_team, sales,
+# sales.orders, contract 1.0.0), so that the examples phase reaches real
+# resources instead of 404s
+seed() {
+    local method=$1 path=$2 type=$3 body=$4 code
+    code=$(curl -s -o "$WORK/seed.out" -w '%{http_code}' -X "$method" "$URL/api/v1$path" \
+        -H "Authorization: Bearer $KEY" -H "Content-Type: $type" --data-binary "$body")
+    [[ $code == 2* ]] || { cat "$WORK/seed.out" >&2; die "seeding $method $path answered $code"; }
+}
+seed POST /principals application/json '{"name":"olga","kind":"user","email":"olga@example.com"}'
+seed POST /teams application/json '{"name":"sales_team","members":["olga"]}'
+seed POST /domains application/json '{"name":"sales","owner_team":"sales_team"}'
+seed POST /domains/sales/products application/json '{"name":"orders","tags":["tpch"]}'
+seed POST /domains/sales/products/orders/contracts application/yaml $'apiVersion: v3.1.0\nkind: DataContract\nid: orders\nversion: 1.0.0\n'
+
 # --- run schemathesis
 # An explicit config file keeps any schemathesis.toml in the tree from changing
 # the run; it only holds what has no CLI flag: fail when every request was

@@ -169,7 +169,7 @@ pub struct PrincipalCreate {
     #[schema(max_length = 200)]
     pub display_name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 320)]
+    #[schema(max_length = 320, format = Email)]
     pub email: Option<String>,
     #[serde(default)]
     pub admin: bool,
@@ -184,7 +184,7 @@ pub struct PrincipalUpdate {
     #[schema(max_length = 200)]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 320)]
+    #[schema(max_length = 320, format = Email)]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<bool>,
@@ -458,6 +458,31 @@ pub struct LineageEdge {
 }
 
 // ---------------------------------------------------------------- contracts
+
+/// The semantic-version pattern of semver.org.
+pub const SEMVER_PATTERN: &str = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$";
+
+/// A contract document (ODCS v3) as the catalog reads it on submission: a mapping
+/// whose `version` is a semantic version. Every other field is kept as given.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContractDocument {
+    /// The ODCS version, e.g. `v3.1.0`.
+    #[serde(rename = "apiVersion", default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `DataContract`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The contract's own semantic version.
+    #[schema(
+        pattern = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
+        example = "1.0.0"
+    )]
+    pub version: String,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
+}
 
 /// One immutable version of a product's contract.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

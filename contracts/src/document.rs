@@ -136,6 +136,36 @@ mod tests {
     }
 
     #[test]
+    fn the_published_pattern_agrees_with_the_parser() {
+        // The OpenAPI document promises this pattern; the parser must accept
+        // exactly what it matches.
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(crate::api::ContractDocument::schema()).expect("schema");
+        let pattern = crate::api::SEMVER_PATTERN;
+        assert_eq!(schema["properties"]["version"]["pattern"], pattern);
+        let re = regex::Regex::new(pattern).expect("valid regex");
+        for version in [
+            "1.0.0",
+            "0.1.2-rc.1+build.5",
+            "10.20.30",
+            "1.0.0-alpha.beta",
+            "01.0.0",
+            "1.2",
+            "1.0.0-01",
+            "v1.0.0",
+            "1.0.0+",
+            " 1.0.0",
+            "1.0.0-x-y.z",
+        ] {
+            assert_eq!(
+                semver::Version::parse(version).is_ok(),
+                re.is_match(version),
+                "{version}"
+            );
+        }
+    }
+
+    #[test]
     fn content_types() {
         assert_eq!(
             DocumentFormat::from_content_type("application/json; charset=utf-8"),

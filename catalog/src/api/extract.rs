@@ -36,7 +36,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         let bytes = body_bytes(req, state).await?;
         // serde would read a struct from an array of its fields too: only objects.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+        if bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{')
+        {
             return Err(ApiError::field("", "the request body must be a JSON object"));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);

@@ -8,9 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_contracts::api::{
-    ApiKey, ApiKeyCreate, ApiKeyCreated, CatalogVersion, Change, ContractVersion, ContractVersionSummary, Domain,
-    DomainCreate, DomainUpdate, Lineage, Page, Principal, PrincipalCreate, PrincipalUpdate, Product, ProductCreate,
-    ProductStatus, ProductUpdate, Readiness, Team, TeamCreate, TeamUpdate, Visibility, WhoAmI,
+    ApiKey, ApiKeyCreate, ApiKeyCreated, CatalogVersion, Change, ContractDocument, ContractVersion,
+    ContractVersionSummary, Domain, DomainCreate, DomainUpdate, Lineage, Page, Principal, PrincipalCreate,
+    PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Readiness, Team, TeamCreate, TeamUpdate,
+    Visibility, WhoAmI,
 };
 use utoipa::IntoParams;
 
@@ -125,7 +126,10 @@ pub async fn watch(
 ) -> ApiResult<Json<CatalogVersion>> {
     let requested = params.timeout_secs.unwrap_or(MAX_WATCH_SECS);
     if requested > MAX_WATCH_SECS {
-        return Err(ApiError::field("timeout_secs", format!("must be at most {MAX_WATCH_SECS}")));
+        return Err(ApiError::field(
+            "timeout_secs",
+            format!("must be at most {MAX_WATCH_SECS}"),
+        ));
     }
     let wait = Duration::from_secs(requested).min(app.max_watch);
     Ok(Json(app.catalog.watch(params.after, wait).await?))
@@ -186,7 +190,7 @@ pub async fn create_principal(
 }
 
 #[utoipa::path(get, path = "/api/v1/principals/{principal}", tag = "principals",
-    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga")),
     responses((status = 200, body = Principal, headers(("ETag" = String)))))]
 pub async fn get_principal(
     State(app): State<AppState>,
@@ -198,7 +202,7 @@ pub async fn get_principal(
 }
 
 #[utoipa::path(patch, path = "/api/v1/principals/{principal}", tag = "principals", request_body = PrincipalUpdate,
-    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga"),
            ("If-Match" = Option<String>, Header, description = "The ETag the update is based on")),
     responses((status = 200, body = Principal, headers(("ETag" = String)))))]
 pub async fn update_principal(
@@ -213,7 +217,7 @@ pub async fn update_principal(
 }
 
 #[utoipa::path(delete, path = "/api/v1/principals/{principal}", tag = "principals",
-    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga"),
            ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted, with its keys and memberships")))]
 pub async fn delete_principal(
@@ -227,7 +231,7 @@ pub async fn delete_principal(
 }
 
 #[utoipa::path(get, path = "/api/v1/principals/{principal}/keys", tag = "principals",
-    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"), PageParams),
+    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga"), PageParams),
     responses((status = 200, body = Page<ApiKey>)))]
 pub async fn list_api_keys(
     State(app): State<AppState>,
@@ -240,7 +244,7 @@ pub async fn list_api_keys(
 
 /// Issues a key; its secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/principals/{principal}/keys", tag = "principals", request_body = ApiKeyCreate,
-    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga")),
     responses((status = 201, body = ApiKeyCreated)))]
 pub async fn create_api_key(
     State(app): State<AppState>,
@@ -254,7 +258,7 @@ pub async fn create_api_key(
 
 /// Revokes a key; it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/principals/{principal}/keys/{key_id}", tag = "principals",
-    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"), ("key_id" = String, Path)),
+    params(("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga"), ("key_id" = String, Path)),
     responses((status = 200, description = "The revoked key", body = ApiKey)))]
 pub async fn revoke_api_key(
     State(app): State<AppState>,
@@ -288,7 +292,7 @@ pub async fn create_team(
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}", tag = "teams",
-    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales_team")),
     responses((status = 200, body = Team, headers(("ETag" = String)))))]
 pub async fn get_team(
     State(app): State<AppState>,
@@ -300,7 +304,7 @@ pub async fn get_team(
 }
 
 #[utoipa::path(patch, path = "/api/v1/teams/{team}", tag = "teams", request_body = TeamUpdate,
-    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales_team"),
            ("If-Match" = Option<String>, Header, description = "The ETag the update is based on")),
     responses((status = 200, body = Team, headers(("ETag" = String)))))]
 pub async fn update_team(
@@ -315,7 +319,7 @@ pub async fn update_team(
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}", tag = "teams",
-    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales_team"),
            ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_team(
@@ -330,8 +334,8 @@ pub async fn delete_team(
 
 /// Adds a member (idempotent).
 #[utoipa::path(put, path = "/api/v1/teams/{team}/members/{principal}", tag = "teams",
-    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales_team"),
+           ("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga")),
     responses((status = 200, body = Team, headers(("ETag" = String)))))]
 pub async fn add_team_member(
     State(app): State<AppState>,
@@ -343,8 +347,8 @@ pub async fn add_team_member(
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}/members/{principal}", tag = "teams",
-    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("team" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales_team"),
+           ("principal" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "olga")),
     responses((status = 200, body = Team, headers(("ETag" = String)))))]
 pub async fn remove_team_member(
     State(app): State<AppState>,
@@ -379,7 +383,7 @@ pub async fn create_domain(
 }
 
 #[utoipa::path(get, path = "/api/v1/domains/{domain}", tag = "domains",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales")),
     responses((status = 200, body = Domain, headers(("ETag" = String)))))]
 pub async fn get_domain(
     State(app): State<AppState>,
@@ -391,7 +395,7 @@ pub async fn get_domain(
 }
 
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}", tag = "domains", request_body = DomainUpdate,
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
            ("If-Match" = Option<String>, Header, description = "The ETag the update is based on")),
     responses((status = 200, body = Domain, headers(("ETag" = String)))))]
 pub async fn update_domain(
@@ -406,7 +410,7 @@ pub async fn update_domain(
 }
 
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}", tag = "domains",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
            ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_domain(
@@ -461,7 +465,7 @@ pub async fn list_products(
 
 /// Products of one domain.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/products", tag = "products",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"), PageParams),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"), PageParams),
     responses((status = 200, body = Page<Product>)))]
 pub async fn list_domain_products(
     State(app): State<AppState>,
@@ -479,7 +483,7 @@ pub async fn list_domain_products(
 
 /// Registers a product (as `draft`) in a domain the caller owns.
 #[utoipa::path(post, path = "/api/v1/domains/{domain}/products", tag = "products", request_body = ProductCreate,
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales")),
     responses((status = 201, body = Product, headers(("ETag" = String), ("Location" = String)))))]
 pub async fn create_product(
     State(app): State<AppState>,
@@ -493,8 +497,8 @@ pub async fn create_product(
 }
 
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/products/{product}", tag = "products",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders")),
     responses((status = 200, body = Product, headers(("ETag" = String)))))]
 pub async fn get_product(
     State(app): State<AppState>,
@@ -508,8 +512,8 @@ pub async fn get_product(
 /// Updates a product; a change of `status` is a lifecycle transition.
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}/products/{product}", tag = "products",
     request_body = ProductUpdate,
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"),
            ("If-Match" = Option<String>, Header, description = "The ETag the update is based on")),
     responses((status = 200, body = Product, headers(("ETag" = String)))))]
 pub async fn update_product(
@@ -528,8 +532,8 @@ pub async fn update_product(
 
 /// Deletes a draft or retired product that no other product reads.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/products/{product}", tag = "products",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"),
            ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_product(
@@ -544,8 +548,8 @@ pub async fn delete_product(
 
 /// A product's lineage: everything upstream and downstream of it.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/products/{product}/lineage", tag = "lineage",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders")),
     responses((status = 200, body = Lineage)))]
 pub async fn product_lineage(
     State(app): State<AppState>,
@@ -564,8 +568,8 @@ pub async fn lineage(State(app): State<AppState>, caller: Caller) -> ApiResult<J
 // ---------------------------------------------------------------- contracts
 
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/products/{product}/contracts", tag = "contracts",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"), PageParams),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"), PageParams),
     responses((status = 200, description = "Versions in semantic-version order", body = Page<ContractVersionSummary>)))]
 pub async fn list_contracts(
     State(app): State<AppState>,
@@ -585,11 +589,11 @@ pub async fn list_contracts(
 /// above every earlier one.
 #[utoipa::path(post, path = "/api/v1/domains/{domain}/products/{product}/contracts", tag = "contracts",
     request_body(content(
-        (String = "application/yaml"),
-        (Object = "application/json")),
+        (ContractDocument = "application/yaml"),
+        (ContractDocument = "application/json")),
         description = "The contract document"),
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders")),
     responses((status = 201, body = ContractVersion, headers(("Location" = String)))))]
 pub async fn add_contract(
     State(app): State<AppState>,
@@ -619,9 +623,9 @@ pub async fn add_contract(
 }
 
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/products/{product}/contracts/{version}", tag = "contracts",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("version" = String, Path, description = "A semantic version")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"),
+           ("version" = String, Path, description = "A semantic version", example = "1.0.0")),
     responses((status = 200, body = ContractVersion)))]
 pub async fn get_contract(
     State(app): State<AppState>,
@@ -636,12 +640,12 @@ pub async fn get_contract(
 /// The contract document exactly as submitted, in its own media type.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/products/{product}/contracts/{version}/document",
     tag = "contracts",
-    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$"),
-           ("version" = String, Path, description = "A semantic version")),
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"),
+           ("version" = String, Path, description = "A semantic version", example = "1.0.0")),
     responses((status = 200, description = "The document", content(
-        (String = "application/yaml"),
-        (Object = "application/json")))))]
+        (ContractDocument = "application/yaml"),
+        (ContractDocument = "application/json")))))]
 pub async fn get_contract_document(
     State(app): State<AppState>,
     caller: Caller,

@@ -136,6 +136,8 @@ impl Modify for Conventions {
                 }
             }
         }
+        add_links(openapi);
+        let components = openapi.components.get_or_insert_with(Default::default);
         let schemas = &mut components.schemas;
         schemas.entry("Problem".into()).or_insert_with(|| {
             use utoipa::PartialSchema;
@@ -145,6 +147,112 @@ impl Modify for Conventions {
             use utoipa::PartialSchema;
             tessera_contracts::api::FieldError::schema()
         });
+    }
+}
+
+/// OpenAPI links from each creation to what can be done with the created
+/// resource: they document the API's flow, and let stateful clients (and
+/// schemathesis) follow it.
+const LINKS: &[(&str, &str, &[(&str, &[(&str, &str)])])] = {
+    const DOMAIN: &[(&str, &str)] = &[("domain", "$response.body#/name")];
+    const PRODUCT: &[(&str, &str)] = &[
+        ("domain", "$response.body#/domain"),
+        ("product", "$response.body#/name"),
+    ];
+    const CONTRACT: &[(&str, &str)] = &[
+        ("domain", "$response.body#/domain"),
+        ("product", "$response.body#/product"),
+        ("version", "$response.body#/version"),
+    ];
+    const TEAM: &[(&str, &str)] = &[("team", "$response.body#/name")];
+    const PRINCIPAL: &[(&str, &str)] = &[("principal", "$response.body#/name")];
+    const KEY: &[(&str, &str)] = &[
+        ("principal", "$response.body#/api_key/principal"),
+        ("key_id", "$response.body#/api_key/id"),
+    ];
+    const MEMBER: &[(&str, &str)] = &[("team", "$request.path.team"), ("principal", "$request.path.principal")];
+    &[
+        (
+            "create_domain",
+            "201",
+            &[
+                ("get_domain", DOMAIN),
+                ("update_domain", DOMAIN),
+                ("delete_domain", DOMAIN),
+                ("list_domain_products", DOMAIN),
+                ("create_product", DOMAIN),
+            ],
+        ),
+        (
+            "create_product",
+            "201",
+            &[
+                ("get_product", PRODUCT),
+                ("update_product", PRODUCT),
+                ("delete_product", PRODUCT),
+                ("product_lineage", PRODUCT),
+                ("list_contracts", PRODUCT),
+                ("add_contract", PRODUCT),
+            ],
+        ),
+        (
+            "add_contract",
+            "201",
+            &[("get_contract", CONTRACT), ("get_contract_document", CONTRACT)],
+        ),
+        (
+            "create_team",
+            "201",
+            &[("get_team", TEAM), ("update_team", TEAM), ("delete_team", TEAM)],
+        ),
+        ("add_team_member", "200", &[("remove_team_member", MEMBER)]),
+        (
+            "create_principal",
+            "201",
+            &[
+                ("get_principal", PRINCIPAL),
+                ("update_principal", PRINCIPAL),
+                ("delete_principal", PRINCIPAL),
+                ("list_api_keys", PRINCIPAL),
+                ("create_api_key", PRINCIPAL),
+            ],
+        ),
+        ("create_api_key", "201", &[("revoke_api_key", KEY)]),
+    ]
+};
+
+fn add_links(openapi: &mut OpenApiDoc) {
+    use utoipa::openapi::link::LinkBuilder;
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let Some((_, status, targets)) = LINKS.iter().find(|(id, _, _)| op.operation_id.as_deref() == Some(*id))
+            else {
+                continue;
+            };
+            let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else {
+                continue;
+            };
+            for (target, parameters) in *targets {
+                // utoipa 5.5 serializes `operation_id` in snake case, which no
+                // OpenAPI client understands: set the field under its real name.
+                let operation_id = utoipa::openapi::extensions::Extensions::from_iter([("operationId", *target)]);
+                let link = parameters
+                    .iter()
+                    .fold(LinkBuilder::new().extensions(Some(operation_id)), |b, (name, value)| {
+                        b.parameter(*name, *value)
+                    });
+                response.links.insert((*target).to_string(), RefOr::T(link.build()));
+            }
+        }
     }
 }
 

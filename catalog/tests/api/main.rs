@@ -82,4 +82,29 @@ fn openapi_document_is_complete() {
         }
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // Every link names an operation that exists, with parameters it has.
+    let operations: std::collections::BTreeMap<&str, &serde_json::Value> = paths
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .filter_map(|op| Some((op["operationId"].as_str()?, op)))
+        .collect();
+    let mut links = 0;
+    for op in operations.values() {
+        for response in op["responses"].as_object().expect("responses").values() {
+            for link in response["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                let target = operations[link["operationId"].as_str().expect("operationId")];
+                let declared: Vec<&str> = target["parameters"]
+                    .as_array()
+                    .expect("parameters")
+                    .iter()
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                for name in link["parameters"].as_object().expect("parameters").keys() {
+                    assert!(declared.contains(&name.as_str()), "{name} of {link}");
+                }
+                links += 1;
+            }
+        }
+    }
+    assert!(links >= 20, "{links} links");
 }

@@ -1195,19 +1195,41 @@ pub async fn bad_input_is_refused_whole(app: &mut TestApp) {
     .await
     .problem(422, "validation");
     // serde would read a struct from an array of its fields: only objects pass.
-    app.post(products, &owner, json!(["orders2"])).await.problem(422, "validation");
-    app.post("/api/v1/principals/owner/keys", &owner, json!([null, null])).await.problem(422, "validation");
-    app.post("/api/v1/principals", &app.admin_key, json!({"name": "x", "kind": "user", "attributes": [[], [], []]}))
+    app.post(products, &owner, json!(["orders2"]))
         .await
         .problem(422, "validation");
-    app.post(products, &owner, json!({"name": "ok", "output_ports": [[1, "x"]]})).await.problem(422, "validation");
+    app.post("/api/v1/principals/owner/keys", &owner, json!([null, null]))
+        .await
+        .problem(422, "validation");
+    app.post(
+        "/api/v1/principals",
+        &app.admin_key,
+        json!({"name": "x", "kind": "user", "attributes": [[], [], []]}),
+    )
+    .await
+    .problem(422, "validation");
+    app.post(products, &owner, json!({"name": "ok", "output_ports": [[1, "x"]]}))
+        .await
+        .problem(422, "validation");
     // Query parameters outside their documented range.
-    app.get("/api/v1/changes?after=-1", &app.admin_key).await.problem(422, "validation");
-    app.get("/api/v1/version/watch?after=-1", &owner).await.problem(422, "validation");
-    app.get("/api/v1/version/watch?after=0&timeout_secs=26", &owner).await.problem(422, "validation");
-    app.get("/api/v1/products?owner=", &owner).await.problem(422, "validation");
-    app.get("/api/v1/products?domain=Sales", &owner).await.problem(422, "validation");
-    app.get("/api/v1/products?limit=ten", &owner).await.problem(400, "bad-request");
+    app.get("/api/v1/changes?after=-1", &app.admin_key)
+        .await
+        .problem(422, "validation");
+    app.get("/api/v1/version/watch?after=-1", &owner)
+        .await
+        .problem(422, "validation");
+    app.get("/api/v1/version/watch?after=0&timeout_secs=26", &owner)
+        .await
+        .problem(422, "validation");
+    app.get("/api/v1/products?owner=", &owner)
+        .await
+        .problem(422, "validation");
+    app.get("/api/v1/products?domain=Sales", &owner)
+        .await
+        .problem(422, "validation");
+    app.get("/api/v1/products?limit=ten", &owner)
+        .await
+        .problem(400, "bad-request");
     // Oversized bodies are refused before they are read whole.
     let huge = format!(
         "{{\"name\": \"big\", \"description\": \"{}\"}}",
