@@ -34,6 +34,9 @@ pub const MAX_WATCH: Duration = Duration::from_secs(25);
 pub struct Catalog {
     pub store: Arc<dyn CatalogStore>,
     pub authz: Authz,
+    /// Turns true when the server shuts down, so that parked watches answer at
+    /// once instead of holding the shutdown up.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A listing's paging parameters as given.
@@ -178,7 +181,16 @@ fn check_email(errors: &mut Vec<FieldError>, email: Option<&String>) {
 
 impl Catalog {
     pub fn new(store: Arc<dyn CatalogStore>) -> Self {
-        Self { store, authz: Authz }
+        Self {
+            store,
+            authz: Authz,
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Releases every parked watch; called when the server begins to shut down.
+    pub fn stop_watches(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Resolves a presented API key to its caller; `None` when it does not hold.
@@ -217,13 +229,17 @@ impl Catalog {
         }
         let deadline = tokio::time::Instant::now() + timeout.min(MAX_WATCH);
         let mut local = self.store.subscribe();
+        let mut stopping = self.stopping.subscribe();
         loop {
             let version = self.store.version().await?;
-            if version > after || tokio::time::Instant::now() >= deadline {
+            if version > after || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
                 return Ok(CatalogVersion { version });
             }
             let tick = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
-            let _ = tokio::time::timeout_at(tick, local.wait_for(|v| *v > after)).await;
+            tokio::select! {
+                _ = tokio::time::timeout_at(tick, local.wait_for(|v| *v > after)) => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
         }
     }
 
@@ -447,14 +463,21 @@ impl Catalog {
         Ok(self.store.create_team(caller.name(), &body).await?)
     }
 
-    pub async fn get_team(&self, name: &str) -> Result<Team, ApiError> {
+    pub async fn get_team(&self, caller: &Caller, name: &str) -> Result<Team, ApiError> {
         self.store
             .get_team(name)
             .await?
+            .filter(|_| self.authz.can_see_team(caller))
             .ok_or_else(|| ApiError::NotFound(format!("team {name:?} not found")))
     }
 
-    pub async fn list_teams(&self, paging: &Paging) -> Result<Page<Team>, ApiError> {
+    pub async fn list_teams(&self, caller: &Caller, paging: &Paging) -> Result<Page<Team>, ApiError> {
+        if !self.authz.can_see_team(caller) {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let request = paging.request()?;
         let rows = self.store.list_teams(&request).await?;
         Ok(page(rows, &request, |t| t.name.clone()))
@@ -492,7 +515,7 @@ impl Catalog {
 
     /// Admins manage every team; a team's own members manage its membership.
     async fn require_team_manager(&self, caller: &Caller, team: &str) -> Result<(), ApiError> {
-        let found = self.get_team(team).await?;
+        let found = self.get_team(caller, team).await?;
         if caller.is_admin() || found.members.iter().any(|m| m == caller.name()) {
             Ok(())
         } else {
@@ -519,17 +542,21 @@ impl Catalog {
         Ok(self.store.create_domain(caller.name(), &body).await?)
     }
 
-    pub async fn get_domain(&self, name: &str) -> Result<Domain, ApiError> {
+    pub async fn get_domain(&self, caller: &Caller, name: &str) -> Result<Domain, ApiError> {
         self.store
             .get_domain(name)
             .await?
+            .filter(|d| self.authz.can_see_domain(caller, d))
             .ok_or_else(|| ApiError::NotFound(format!("domain {name:?} not found")))
     }
 
-    pub async fn list_domains(&self, paging: &Paging) -> Result<Page<Domain>, ApiError> {
+    pub async fn list_domains(&self, caller: &Caller, paging: &Paging) -> Result<Page<Domain>, ApiError> {
         let request = paging.request()?;
         let rows = self.store.list_domains(&request).await?;
-        Ok(page(rows, &request, |d| d.name.clone()))
+        // The cursor is taken from the unfiltered page, so filtering never skips rows.
+        let mut result = page(rows, &request, |d| d.name.clone());
+        result.items.retain(|d| self.authz.can_see_domain(caller, d));
+        Ok(result)
     }
 
     pub async fn update_domain(
@@ -539,7 +566,7 @@ impl Catalog {
         if_match: Option<i64>,
         body: DomainUpdate,
     ) -> Result<Domain, ApiError> {
-        let domain = self.get_domain(name).await?;
+        let domain = self.get_domain(caller, name).await?;
         self.authz.require_domain_owner(caller, &domain)?;
         if body.owner_team.is_some() {
             // Handing a domain to another team is platform administration.
@@ -593,7 +620,7 @@ impl Catalog {
         domain: &str,
         mut body: ProductCreate,
     ) -> Result<Product, ApiError> {
-        let owning = self.get_domain(domain).await?;
+        let owning = self.get_domain(caller, domain).await?;
         self.authz.require_domain_owner(caller, &owning)?;
         let mut errors = Vec::new();
         if let Err(e) = check_name("name", &body.name) {

@@ -136,7 +136,31 @@ async fn embedded_catalog_keeps_its_data_across_restarts() {
     )
     .await;
     assert_eq!(status, 201);
+    // A parked watch is released by the shutdown instead of holding it up.
+    let (_, version) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/version", first.url),
+        &key,
+        None,
+    )
+    .await;
+    let version = version["version"].as_i64().expect("version");
+    let watch = {
+        let url = format!("{}/api/v1/version/watch?after={version}&timeout_secs=25", first.url);
+        let key = key.clone();
+        tokio::spawn(async move { call(reqwest::Method::GET, url, &key, None).await })
+    };
+    let started = std::time::Instant::now();
+    // Let the watch reach the server and park before the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     first.terminate();
+    let (status, answer) = watch.await.expect("joined");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["version"], version);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown waited for the watch"
+    );
 
     let second = Server::start(&["--data-dir", data, "--listen", "127.0.0.1:0"], &[]);
     assert!(

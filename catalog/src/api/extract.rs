@@ -44,13 +44,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             return Err(ApiError::field("", "the request body must be a JSON object"));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = T::deserialize(&mut deserializer).map_err(json_error)?;
-        deserializer.end().map_err(json_error)?;
+        let value = T::deserialize(&mut deserializer).map_err(|e| json_error(&e))?;
+        deserializer.end().map_err(|e| json_error(&e))?;
         Ok(Self(value))
     }
 }
 
-fn json_error(e: serde_json::Error) -> ApiError {
+fn json_error(e: &serde_json::Error) -> ApiError {
     match e.classify() {
         serde_json::error::Category::Data => ApiError::field("", e.to_string()),
         _ => ApiError::BadRequest(format!("the request body is not valid JSON: {e}")),

@@ -274,10 +274,10 @@ pub async fn revoke_api_key(
     responses((status = 200, body = Page<Team>)))]
 pub async fn list_teams(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Team>>> {
-    Ok(Json(app.catalog.list_teams(&p.paging()).await?))
+    Ok(Json(app.catalog.list_teams(&caller, &p.paging()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = TeamCreate,
@@ -296,10 +296,10 @@ pub async fn create_team(
     responses((status = 200, body = Team, headers(("ETag" = String)))))]
 pub async fn get_team(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Tagged<Team>> {
-    let t = app.catalog.get_team(&name).await?;
+    let t = app.catalog.get_team(&caller, &name).await?;
     Ok(Tagged::ok(t.revision, t))
 }
 
@@ -365,10 +365,10 @@ pub async fn remove_team_member(
     responses((status = 200, body = Page<Domain>)))]
 pub async fn list_domains(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Domain>>> {
-    Ok(Json(app.catalog.list_domains(&p.paging()).await?))
+    Ok(Json(app.catalog.list_domains(&caller, &p.paging()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/domains", tag = "domains", request_body = DomainCreate,
@@ -387,10 +387,10 @@ pub async fn create_domain(
     responses((status = 200, body = Domain, headers(("ETag" = String)))))]
 pub async fn get_domain(
     State(app): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Tagged<Domain>> {
-    let d = app.catalog.get_domain(&name).await?;
+    let d = app.catalog.get_domain(&caller, &name).await?;
     Ok(Tagged::ok(d.revision, d))
 }
 
@@ -473,7 +473,7 @@ pub async fn list_domain_products(
     Path(domain): Path<String>,
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Product>>> {
-    app.catalog.get_domain(&domain).await?;
+    app.catalog.get_domain(&caller, &domain).await?;
     Ok(Json(
         app.catalog
             .list_products(&caller, Some(domain), None, None, None, None, None, &p.paging())

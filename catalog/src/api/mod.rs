@@ -153,7 +153,12 @@ impl Modify for Conventions {
 /// OpenAPI links from each creation to what can be done with the created
 /// resource: they document the API's flow, and let stateful clients (and
 /// schemathesis) follow it.
-const LINKS: &[(&str, &str, &[(&str, &[(&str, &str)])])] = {
+/// Parameters of a link: name and runtime expression.
+type LinkParams = &'static [(&'static str, &'static str)];
+/// Per operation id and response status: the target operations and their parameters.
+type LinkTable = &'static [(&'static str, &'static str, &'static [(&'static str, LinkParams)])];
+
+const LINKS: LinkTable = {
     const DOMAIN: &[(&str, &str)] = &[("domain", "$response.body#/name")];
     const PRODUCT: &[(&str, &str)] = &[
         ("domain", "$response.body#/domain"),
@@ -374,7 +379,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .merge(private)
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", openapi()))
         .fallback(not_found)
-        .with_state(state.clone())
+        .with_state(state)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(

@@ -1235,9 +1235,15 @@ pub async fn bad_input_is_refused_whole(app: &mut TestApp) {
         "{{\"name\": \"big\", \"description\": \"{}\"}}",
         "x".repeat(2 * 1024 * 1024)
     );
-    app.raw(Method::POST, products, Some(&owner), "application/json", huge)
-        .await
-        .problem(413, "payload-too-large");
+    let refused = app
+        .raw(Method::POST, products, Some(&owner), "application/json", huge)
+        .await;
+    assert_eq!(
+        refused.header("connection"),
+        Some("close"),
+        "the unread body spoils the connection"
+    );
+    refused.problem(413, "payload-too-large");
     let huge_doc = format!("version: 1.0.0\ndescription: {}\n", "x".repeat(2 * 1024 * 1024));
     app.contract("sales", "orders", &owner, "application/yaml", &huge_doc)
         .await
