@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tessera_contracts::api::{FieldError, Problem};
+use tessera_contracts::api::{FieldError, Mismatch, Problem, Violation};
 
 use crate::store::StoreError;
 
@@ -36,6 +36,17 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A contract version that breaks compatibility without a new major version.
+    #[error("{detail}")]
+    Breaking { detail: String, violations: Vec<Violation> },
+    /// A contract that its Delta table does not match (422 on submission, 409 on
+    /// publication).
+    #[error("{detail}")]
+    TableMismatch {
+        status: StatusCode,
+        detail: String,
+        mismatches: Vec<Mismatch>,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -78,6 +89,8 @@ impl ApiError {
                 "Unsupported media type",
             ),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Breaking { .. } => (StatusCode::CONFLICT, "breaking-change", "Breaking change"),
+            Self::TableMismatch { status, .. } => (*status, "table-mismatch", "The table does not match the contract"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
@@ -99,6 +112,8 @@ impl IntoResponse for ApiError {
             instance: None,
             request_id: None,
             errors: Vec::new(),
+            violations: Vec::new(),
+            mismatches: Vec::new(),
         };
         match self {
             Self::Internal(cause) => {
@@ -114,6 +129,14 @@ impl IntoResponse for ApiError {
                     _ => format!("{} fields are invalid", errors.len()),
                 });
                 problem.errors = errors;
+            }
+            Self::Breaking { detail, violations } => {
+                problem.detail = Some(detail);
+                problem.violations = violations;
+            }
+            Self::TableMismatch { detail, mismatches, .. } => {
+                problem.detail = Some(detail);
+                problem.mismatches = mismatches;
             }
             other => problem.detail = Some(other.to_string()),
         }

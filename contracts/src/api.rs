@@ -10,6 +10,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 pub use crate::lifecycle::ProductStatus;
+pub use crate::odcs::arrow::Mismatch;
+pub use crate::odcs::compat::{Mode as Compatibility, Verdict, Violation};
 
 /// One page of a listing; pass `next_cursor` back as `cursor` for the next one.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -38,6 +40,12 @@ pub struct Problem {
     /// Per-field errors, where the request body was at fault.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Breaking changes that refused a contract version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// How a Delta table differs from the contract that refused it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<Mismatch>,
 }
 
 /// One invalid field of a request.
@@ -376,6 +384,10 @@ pub struct Product {
     pub input_ports: Vec<String>,
     #[serde(default)]
     pub latest_contract_version: Option<String>,
+    /// How contract versions of a major must stay compatible.
+    pub compatibility: Compatibility,
+    /// From the latest quality run.
+    pub health: Health,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revision: i64,
@@ -404,6 +416,8 @@ pub struct ProductCreate {
     pub output_ports: Vec<OutputPort>,
     #[serde(default)]
     pub input_ports: Vec<String>,
+    #[serde(default)]
+    pub compatibility: Compatibility,
 }
 
 /// A partial update; a lifecycle change is a change of `status`.
@@ -432,6 +446,8 @@ pub struct ProductUpdate {
     pub status: Option<ProductStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sunset_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<Compatibility>,
 }
 
 /// Product-level lineage: products as nodes, input ports as edges.
@@ -500,6 +516,9 @@ pub struct ContractVersion {
     pub document: String,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// What changed since the previous version of the same major, with verdicts.
+    #[serde(default)]
+    pub changes: Vec<Violation>,
 }
 
 /// A contract version without its document, as listed.
@@ -511,6 +530,146 @@ pub struct ContractVersionSummary {
     pub media_type: String,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// What changed since the previous version of the same major.
+    #[serde(default)]
+    pub changes: Vec<Violation>,
+}
+
+/// How a product's Delta table compares with one of its contract versions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Verification {
+    pub contract_version: String,
+    /// The output port checked (the contract's major version).
+    pub location: String,
+    /// The Delta table's version, when there is a table.
+    #[serde(default)]
+    pub table_version: Option<u64>,
+    pub table_exists: bool,
+    /// Empty when the table matches.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// A product's health, from its latest quality run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No quality run reported yet.
+    #[default]
+    Unknown,
+    /// Every executable rule passed and the data is fresh.
+    Healthy,
+    /// A warning-level rule failed, or a rule could not run.
+    Degraded,
+    /// An error-level rule failed, or the data is staler than its SLA.
+    Failing,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Failing => "failing",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Unknown, Self::Healthy, Self::Degraded, Self::Failing]
+            .into_iter()
+            .find(|h| h.as_str() == s)
+    }
+
+    /// The health a set of results shows.
+    pub fn of(results: &[QualityResult]) -> Self {
+        let mut health = Self::Healthy;
+        for r in results {
+            let error_level = !matches!(r.severity.as_deref(), Some("info" | "warning" | "warn"));
+            let h = match r.status {
+                CheckStatus::Pass | CheckStatus::NotExecutable => Self::Healthy,
+                CheckStatus::Fail if error_level => Self::Failing,
+                CheckStatus::Fail | CheckStatus::Error => Self::Degraded,
+            };
+            if h == Self::Failing || (h == Self::Degraded && health == Self::Healthy) {
+                health = h;
+            }
+        }
+        health
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    /// The check could not run (its SQL failed).
+    Error,
+    /// A `text` or `custom` rule: reported, not run.
+    NotExecutable,
+}
+
+/// One rule's result in a quality run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityResult {
+    /// The rule's stable key (id, name, or path).
+    #[schema(max_length = 500)]
+    pub key: String,
+    /// Where the rule is declared, e.g. `orders.o_custkey.quality[0]`; `freshness`
+    /// for the freshness check.
+    #[schema(max_length = 500)]
+    pub path: String,
+    /// `library:nullValues`, `sql`, `text`, `custom`, `freshness`.
+    #[schema(max_length = 100)]
+    pub rule: String,
+    pub status: CheckStatus,
+    #[serde(default)]
+    pub measured: Option<f64>,
+    /// The rule's operator and bound, e.g. `mustBeLessThan 5`.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub threshold: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub dimension: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub severity: Option<String>,
+    /// Why it could not run, or what failed.
+    #[serde(default)]
+    #[schema(max_length = 4000)]
+    pub message: Option<String>,
+}
+
+/// A quality run to report, measured in the data plane.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityRunCreate {
+    /// The contract version whose rules ran.
+    pub contract_version: String,
+    /// The Delta table version measured.
+    #[serde(default)]
+    pub table_version: Option<u64>,
+    /// When the measurement was taken (default: when reported).
+    #[serde(default)]
+    pub ran_at: Option<DateTime<Utc>>,
+    pub results: Vec<QualityResult>,
+}
+
+/// A stored quality run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QualityRun {
+    pub id: i64,
+    pub domain: String,
+    pub product: String,
+    pub contract_version: String,
+    #[serde(default)]
+    pub table_version: Option<u64>,
+    pub ran_at: DateTime<Utc>,
+    pub reported_by: String,
+    pub health: Health,
+    pub results: Vec<QualityResult>,
 }
 
 /// Health of the service, for `/ready`.

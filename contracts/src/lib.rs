@@ -8,6 +8,7 @@ pub mod api;
 pub mod document;
 pub mod lifecycle;
 pub mod names;
+pub mod odcs;
 
 pub use lifecycle::ProductStatus;
 pub use names::{NameError, validate_name};

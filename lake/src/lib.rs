@@ -56,37 +56,119 @@ pub fn table_url(location: &str) -> Result<Url, LakeError> {
     Url::from_directory_path(&path).map_err(|()| invalid("not an absolute path".into()))
 }
 
-/// Reads a table's metadata; `Ok(None)` when there is no Delta table there yet.
-pub async fn table_meta(
+/// Opens the Delta table at a location at its latest version; `Ok(None)` when
+/// there is no Delta table there yet.
+pub async fn open_table(
     location: &str,
     storage_options: &HashMap<String, String>,
-) -> Result<Option<TableMeta>, LakeError> {
+) -> Result<Option<deltalake::DeltaTable>, LakeError> {
     register_object_stores();
     let url = table_url(location)?;
     let delta = |source: DeltaTableError| LakeError::Delta {
         location: location.to_string(),
         source: Box::new(source),
     };
-    let table = match deltalake::DeltaTableBuilder::from_url(url)
+    // On local disk, "no table yet" is a missing log directory; the kernel's
+    // error for it is not one deltalake classifies.
+    if url.scheme() == "file"
+        && let Ok(path) = url.to_file_path()
+        && !path.join("_delta_log").is_dir()
+    {
+        return Ok(None);
+    }
+    match deltalake::DeltaTableBuilder::from_url(url)
         .map_err(delta)?
         .with_storage_options(storage_options.clone())
         .load()
         .await
     {
-        Ok(table) => table,
-        Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => return Ok(None),
-        Err(e) => return Err(delta(e)),
+        Ok(table) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => Ok(None),
+        Err(e) => Err(delta(e)),
+    }
+}
+
+/// Reads a table's metadata; `Ok(None)` when there is no Delta table there yet.
+pub async fn table_meta(
+    location: &str,
+    storage_options: &HashMap<String, String>,
+) -> Result<Option<TableMeta>, LakeError> {
+    let Some(table) = open_table(location, storage_options).await? else {
+        return Ok(None);
     };
-    let state = table.snapshot().map_err(delta)?;
+    meta_of(location, &table).map(Some)
+}
+
+/// The metadata of an opened table.
+pub fn meta_of(location: &str, table: &deltalake::DeltaTable) -> Result<TableMeta, LakeError> {
+    let state = table.snapshot().map_err(|source| LakeError::Delta {
+        location: location.to_string(),
+        source: Box::new(source),
+    })?;
     let version = state.version();
-    Ok(Some(TableMeta {
+    Ok(TableMeta {
         version,
         schema: Arc::clone(&state.snapshot().arrow_schema()),
         partition_columns: state.metadata().partition_columns().to_vec(),
         committed_at: state
             .version_timestamp(version)
             .and_then(DateTime::<Utc>::from_timestamp_millis),
-    }))
+    })
+}
+
+/// How a write treats the rows already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Add rows; the schema must match the table's.
+    Append,
+    /// Replace rows and schema.
+    Overwrite,
+}
+
+/// Writes record batches as one Delta commit (creating the table on first
+/// write), returning the new table version.
+pub async fn write(
+    location: &str,
+    storage_options: &HashMap<String, String>,
+    batches: Vec<arrow::array::RecordBatch>,
+    mode: WriteMode,
+    partition_columns: &[String],
+) -> Result<u64, LakeError> {
+    register_object_stores();
+    let url = table_url(location)?;
+    let delta = |source: DeltaTableError| LakeError::Delta {
+        location: location.to_string(),
+        source: Box::new(source),
+    };
+    if url.scheme() == "file"
+        && let Ok(path) = url.to_file_path()
+    {
+        std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+            location: location.to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options.clone())
+        .await
+        .map_err(delta)?;
+    let save_mode = match mode {
+        WriteMode::Append => deltalake::protocol::SaveMode::Append,
+        WriteMode::Overwrite => deltalake::protocol::SaveMode::Overwrite,
+    };
+    let mut builder = table.write(batches).with_save_mode(save_mode);
+    if mode == WriteMode::Overwrite {
+        // An overwrite replaces the schema too (callers check data against the
+        // contract before they write).
+        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    }
+    if !partition_columns.is_empty() {
+        builder = builder.with_partition_columns(partition_columns.to_vec());
+    }
+    let table = builder.await.map_err(delta)?;
+    table.version().ok_or_else(|| LakeError::Location {
+        location: location.to_string(),
+        message: "the write produced no table version".into(),
+    })
 }
 
 #[cfg(test)]

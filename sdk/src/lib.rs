@@ -100,6 +100,8 @@ impl Client {
                 instance: None,
                 request_id: None,
                 errors: Vec::new(),
+                violations: Vec::new(),
+                mismatches: Vec::new(),
             });
             return Err(Error::Api {
                 status,

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use tessera_contracts::api::{
     ApiKey, ApiKeyCreate, ApiKeyCreated, CatalogVersion, Change, ContractDocument, ContractVersion,
     ContractVersionSummary, Domain, DomainCreate, DomainUpdate, Lineage, Page, Principal, PrincipalCreate,
-    PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Readiness, Team, TeamCreate, TeamUpdate,
-    Visibility, WhoAmI,
+    PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, QualityRun, QualityRunCreate, Readiness,
+    Team, TeamCreate, TeamUpdate, Verification, Visibility, WhoAmI,
 };
 use utoipa::IntoParams;
 
@@ -657,4 +657,59 @@ pub async fn get_contract_document(
         response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     Ok(response)
+}
+
+/// Checks a contract version against the product's Delta table (of the
+/// version's major output port), naming every mismatch.
+#[utoipa::path(post, path = "/api/v1/domains/{domain}/products/{product}/contracts/{version}/verify",
+    tag = "contracts",
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"),
+           ("version" = String, Path, description = "A semantic version", example = "1.0.0")),
+    responses((status = 200, description = "The comparison; empty `mismatches` when the table matches", body = Verification)))]
+pub async fn verify_contract(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((domain, product, version)): Path<(String, String, String)>,
+) -> ApiResult<Json<Verification>> {
+    Ok(Json(
+        app.catalog
+            .verify_contract(&caller, &domain, &product, &version)
+            .await?,
+    ))
+}
+
+/// Quality runs of a product, newest first.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}/products/{product}/quality", tag = "quality",
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders"), PageParams),
+    responses((status = 200, body = Page<QualityRun>)))]
+pub async fn list_quality_runs(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((domain, product)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<QualityRun>>> {
+    Ok(Json(
+        app.catalog
+            .list_quality_runs(&caller, &domain, &product, &p.paging())
+            .await?,
+    ))
+}
+
+/// Reports a quality run measured in the data plane (the CLI or a gateway);
+/// the product's health follows from it.
+#[utoipa::path(post, path = "/api/v1/domains/{domain}/products/{product}/quality", tag = "quality",
+    request_body = QualityRunCreate,
+    params(("domain" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "sales"),
+           ("product" = String, Path, pattern = "^[a-z][a-z0-9_]{0,62}$", example = "orders")),
+    responses((status = 201, body = QualityRun)))]
+pub async fn add_quality_run(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((domain, product)): Path<(String, String)>,
+    ApiJson(body): ApiJson<QualityRunCreate>,
+) -> ApiResult<(StatusCode, Json<QualityRun>)> {
+    let run = app.catalog.add_quality_run(&caller, &domain, &product, body).await?;
+    Ok((StatusCode::CREATED, Json(run)))
 }

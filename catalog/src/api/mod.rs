@@ -64,7 +64,9 @@ with the resource's ETag and answer 412 when it has moved on.",
         (name = "domains", description = "Business domains and their owning teams"),
         (name = "products", description = "Data products and their lifecycle"),
         (name = "lineage", description = "Product-level lineage through input ports"),
-        (name = "contracts", description = "Immutable contract versions of a product"),
+        (name = "contracts", description = "Immutable contract versions of a product (ODCS v3.1.0 / v3.2.0), \
+their compatibility gate and their verification against the Delta table"),
+        (name = "quality", description = "Quality runs measured in the data plane, and the health they give"),
     ),
     modifiers(&Conventions)
 )]
@@ -286,7 +288,9 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(lineage))
         .routes(routes!(list_contracts, add_contract))
         .routes(routes!(get_contract))
-        .routes(routes!(get_contract_document));
+        .routes(routes!(get_contract_document))
+        .routes(routes!(verify_contract))
+        .routes(routes!(list_quality_runs, add_quality_run));
     (public, private)
 }
 
@@ -352,6 +356,8 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
                 instance: None,
                 request_id: None,
                 errors: Vec::new(),
+                violations: Vec::new(),
+                mismatches: Vec::new(),
             },
         );
         if let Some(allow) = allow {

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tessera_contracts::api::{
-    ApiKey, Attributes, Change, ContractVersion, ContractVersionSummary, Domain, DomainCreate, DomainUpdate, Principal,
-    PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Team, TeamCreate, TeamUpdate,
-    Visibility,
+    ApiKey, Attributes, Change, ContractVersion, ContractVersionSummary, Domain, DomainCreate, DomainUpdate, Health,
+    Principal, PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, QualityRun,
+    QualityRunCreate, Team, TeamCreate, TeamUpdate, Violation, Visibility,
 };
 use tokio::sync::watch;
 
@@ -108,6 +108,8 @@ pub struct NewContract {
     pub api_version: Option<String>,
     pub media_type: String,
     pub document: String,
+    /// What changed since the previous version of the same major.
+    pub changes: Vec<Violation>,
 }
 
 /// One lineage edge: `(up_domain, up_product) -> (domain, product)`.
@@ -199,6 +201,20 @@ pub trait CatalogStore: Send + Sync + 'static {
         page: &PageRequest,
     ) -> Result<Vec<ContractVersionSummary>>;
     async fn get_contract(&self, domain: &str, product: &str, version: &str) -> Result<Option<ContractVersion>>;
+    /// Every version of a product's contract, documents included.
+    async fn all_contracts(&self, domain: &str, product: &str) -> Result<Vec<ContractVersion>>;
+
+    /// Stores a quality run and sets the product's health from it.
+    async fn add_quality_run(
+        &self,
+        actor: &str,
+        domain: &str,
+        product: &str,
+        run: &QualityRunCreate,
+        health: Health,
+    ) -> Result<QualityRun>;
+    /// Quality runs, newest first.
+    async fn list_quality_runs(&self, domain: &str, product: &str, page: &PageRequest) -> Result<Vec<QualityRun>>;
 }
 
 /// Opens the store a database URL names (`sqlite:` or `postgres:`), applying

@@ -15,9 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::types::Json;
 use sqlx::{FromRow, Pool, Postgres, QueryBuilder, Sqlite};
 use tessera_contracts::api::{
-    ApiKey, Attributes, Change, ContractVersion, ContractVersionSummary, Domain, DomainCreate, DomainUpdate,
-    OutputPort, Principal, PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Team,
-    TeamCreate, TeamUpdate, Visibility,
+    ApiKey, Attributes, Change, Compatibility, ContractVersion, ContractVersionSummary, Domain, DomainCreate,
+    DomainUpdate, Health, OutputPort, Principal, PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus,
+    ProductUpdate, QualityResult, QualityRun, QualityRunCreate, Team, TeamCreate, TeamUpdate, Violation, Visibility,
 };
 use tokio::sync::{Mutex, MutexGuard, watch};
 
@@ -206,6 +206,8 @@ struct ProductRow {
     output_ports: Json<Vec<OutputPort>>,
     input_ports: Json<Vec<String>>,
     latest_contract_version: Option<String>,
+    compatibility: String,
+    health: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     revision: i64,
@@ -226,6 +228,9 @@ impl ProductRow {
             output_ports: self.output_ports.0,
             input_ports: self.input_ports.0,
             latest_contract_version: self.latest_contract_version,
+            compatibility: Compatibility::parse(&self.compatibility)
+                .ok_or_else(|| corrupt("compatibility", &self.compatibility))?,
+            health: Health::parse(&self.health).ok_or_else(|| corrupt("health", &self.health))?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: self.revision,
@@ -243,6 +248,7 @@ struct ContractRow {
     document: String,
     created_at: DateTime<Utc>,
     created_by: String,
+    changes: Json<Vec<Violation>>,
 }
 
 impl From<ContractRow> for ContractVersion {
@@ -256,7 +262,37 @@ impl From<ContractRow> for ContractVersion {
             document: r.document,
             created_at: r.created_at,
             created_by: r.created_by,
+            changes: r.changes.0,
         }
+    }
+}
+
+#[derive(FromRow)]
+struct QualityRunRow {
+    id: i64,
+    domain: String,
+    product: String,
+    contract_version: String,
+    table_version: Option<i64>,
+    ran_at: DateTime<Utc>,
+    reported_by: String,
+    health: String,
+    results: Json<Vec<QualityResult>>,
+}
+
+impl QualityRunRow {
+    fn into_api(self) -> Result<QualityRun> {
+        Ok(QualityRun {
+            health: Health::parse(&self.health).ok_or_else(|| corrupt("health", &self.health))?,
+            id: self.id,
+            domain: self.domain,
+            product: self.product,
+            contract_version: self.contract_version,
+            table_version: self.table_version.and_then(|v| u64::try_from(v).ok()),
+            ran_at: self.ran_at,
+            reported_by: self.reported_by,
+            results: self.results.0,
+        })
     }
 }
 
@@ -1082,8 +1118,8 @@ macro_rules! sql_store {
                 let now = Utc::now();
                 sqlx::query(
                     "INSERT INTO products (domain, name, title, description, owner_team, visibility, status, sunset_date, \
-                     tags, output_ports, input_ports, latest_contract_version, created_at, updated_at, revision) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'draft', NULL, $7, $8, $9, NULL, $10, $10, 1)",
+                     tags, output_ports, input_ports, latest_contract_version, compatibility, created_at, updated_at, revision) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'draft', NULL, $7, $8, $9, NULL, $11, $10, $10, 1)",
                 )
                 .bind(domain)
                 .bind(&new.name)
@@ -1095,6 +1131,7 @@ macro_rules! sql_store {
                 .bind(Json(&new.output_ports))
                 .bind(Json(&new.input_ports))
                 .bind(now)
+                .bind(new.compatibility.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| constraint(e, &format!("product {domain}.{}", new.name)))?;
@@ -1206,7 +1243,7 @@ macro_rules! sql_store {
                 sqlx::query(
                     "UPDATE products SET title = $3, description = $4, owner_team = $5, visibility = $6, status = $7, \
                      sunset_date = $8, tags = $9, output_ports = $10, input_ports = $11, updated_at = $12, \
-                     revision = revision + 1 WHERE domain = $1 AND name = $2",
+                     compatibility = $13, revision = revision + 1 WHERE domain = $1 AND name = $2",
                 )
                 .bind(domain)
                 .bind(name)
@@ -1220,6 +1257,7 @@ macro_rules! sql_store {
                 .bind(Json(output_ports))
                 .bind(Json(input_ports))
                 .bind(Utc::now())
+                .bind(patch.compatibility.unwrap_or(before.compatibility).as_str())
                 .execute(&mut *tx)
                 .await?;
                 if patch.tags.is_some() {
@@ -1321,10 +1359,11 @@ macro_rules! sql_store {
                     document: new.document.clone(),
                     created_at: Utc::now(),
                     created_by: actor.to_string(),
+                    changes: new.changes.clone(),
                 };
                 sqlx::query(
-                    "INSERT INTO contract_versions (domain, product, version, api_version, media_type, document, created_at, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO contract_versions (domain, product, version, api_version, media_type, document, created_at, created_by, changes) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(domain)
                 .bind(product)
@@ -1334,6 +1373,7 @@ macro_rules! sql_store {
                 .bind(&created.document)
                 .bind(created.created_at)
                 .bind(actor)
+                .bind(Json(&created.changes))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| constraint(e, &format!("contract version {}", created.version)))?;
@@ -1383,6 +1423,7 @@ macro_rules! sql_store {
                         media_type: r.media_type,
                         created_at: r.created_at,
                         created_by: r.created_by,
+                        changes: r.changes.0,
                     })
                     .collect())
             }
@@ -1397,6 +1438,96 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await?
                 .map(ContractVersion::from))
+            }
+
+            async fn all_contracts(&self, domain: &str, product: &str) -> Result<Vec<ContractVersion>> {
+                Ok(sqlx::query_as::<_, ContractRow>("SELECT * FROM contract_versions WHERE domain = $1 AND product = $2")
+                    .bind(domain)
+                    .bind(product)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(ContractVersion::from)
+                    .collect())
+            }
+
+            // -------------------------------------------------------- quality
+
+            async fn add_quality_run(
+                &self,
+                actor: &str,
+                domain: &str,
+                product: &str,
+                run: &QualityRunCreate,
+                health: Health,
+            ) -> Result<QualityRun> {
+                let (_guard, mut tx, seq) = self.begin().await?;
+                let before = Self::product_in(&mut *tx, domain, product)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("product {domain}.{product}")))?;
+                let known: Option<String> = sqlx::query_scalar(
+                    "SELECT version FROM contract_versions WHERE domain = $1 AND product = $2 AND version = $3",
+                )
+                .bind(domain)
+                .bind(product)
+                .bind(&run.contract_version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if known.is_none() {
+                    return Err(StoreError::Invalid(format!(
+                        "contract_version: {domain}.{product} has no contract version {}",
+                        run.contract_version
+                    )));
+                }
+                let table_version = run.table_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO quality_runs (domain, product, contract_version, table_version, ran_at, reported_by, health, results) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(domain)
+                .bind(product)
+                .bind(&run.contract_version)
+                .bind(table_version)
+                .bind(run.ran_at.unwrap_or_else(Utc::now))
+                .bind(actor)
+                .bind(health.as_str())
+                .bind(Json(&run.results))
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE products SET health = $3 WHERE domain = $1 AND name = $2")
+                    .bind(domain)
+                    .bind(product)
+                    .bind(health.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let stored = sqlx::query_as::<_, QualityRunRow>("SELECT * FROM quality_runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .into_api()?;
+                let path = format!("/domains/{domain}/products/{product}/quality/{id}");
+                let summary = serde_json::json!({"health": health.as_str(), "contract_version": run.contract_version,
+                    "table_version": run.table_version, "results": run.results.len()});
+                self.commit(tx, seq, actor, "create", "quality_run", &path, Some(serde_json::json!({"health": before.health.as_str()})), Some(summary))
+                    .await?;
+                Ok(stored)
+            }
+
+            async fn list_quality_runs(&self, domain: &str, product: &str, page: &PageRequest) -> Result<Vec<QualityRun>> {
+                // Newest first; the cursor is the last id seen.
+                let before: i64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(i64::MAX);
+                sqlx::query_as::<_, QualityRunRow>(
+                    "SELECT * FROM quality_runs WHERE domain = $1 AND product = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+                )
+                .bind(domain)
+                .bind(product)
+                .bind(before)
+                .bind(page.limit + 1)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(QualityRunRow::into_api)
+                .collect()
             }
         }
     };

@@ -316,10 +316,47 @@ async fn read(response: reqwest::Response) -> Reply {
     Reply { status, headers, text }
 }
 
+/// Writes a Delta table of the given columns (all Int64, not null) with three rows.
+pub async fn write_table(location: &std::path::Path, columns: &[&str]) {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Int64, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|_| Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema, arrays).expect("batch");
+    tessera_lake::write(
+        location.to_str().expect("utf-8"),
+        &Default::default(),
+        vec![batch],
+        tessera_lake::WriteMode::Overwrite,
+        &[],
+    )
+    .await
+    .expect("delta table written");
+}
+
 /// A minimal ODCS v3 document of the given version.
 pub fn odcs_yaml(id: &str, version: &str) -> String {
+    odcs_with_columns(id, version, &["id"])
+}
+
+/// An ODCS v3 document whose one schema object has these required bigint columns.
+pub fn odcs_with_columns(id: &str, version: &str, columns: &[&str]) -> String {
+    let properties: String = columns
+        .iter()
+        .map(|c| format!("      - name: {c}\n        logicalType: integer\n        physicalType: bigint\n        required: true\n"))
+        .collect();
     format!(
         "apiVersion: v3.1.0\nkind: DataContract\nid: {id}\nversion: {version}\nstatus: active\nname: {id}\n\
-         schema:\n  - name: {id}\n    properties:\n      - name: id\n        logicalType: integer\n        required: true\n"
+         schema:\n  - name: {id}\n    properties:\n{properties}"
     )
 }

@@ -49,6 +49,9 @@ conformance!(
     bad_input_is_refused_whole,
     data_survives_restart,
     system_endpoints,
+    contract_validation_and_compatibility,
+    contracts_are_verified_against_the_table,
+    quality_runs,
 );
 
 /// The OpenAPI document served is the one committed in `docs/openapi.json`.

@@ -719,7 +719,13 @@ pub async fn lineage(app: &mut TestApp) {
 
 pub async fn lifecycle(app: &mut TestApp) {
     let (owner, _analyst) = small_mesh(app).await;
-    app.product("sales", &owner, json!({"name": "orders"})).await;
+    let table = app.data_dir().join("lake/sales/orders");
+    app.product(
+        "sales",
+        &owner,
+        json!({"name": "orders", "output_ports": [{"major_version": 1, "location": table.to_str().expect("utf-8")}]}),
+    )
+    .await;
     let path = "/api/v1/domains/sales/products/orders";
     let refused = app
         .patch(path, &owner, json!({"status": "published"}), None)
@@ -746,6 +752,22 @@ pub async fn lifecycle(app: &mut TestApp) {
     )
     .await
     .expect(201);
+    // Publication needs the table, matching the contract.
+    let refused = app
+        .patch(path, &owner, json!({"status": "published"}), None)
+        .await
+        .problem(409, "table-mismatch");
+    assert!(
+        refused["detail"].as_str().expect("detail").contains("no Delta table"),
+        "{refused}"
+    );
+    crate::helpers::write_table(&table, &["id", "surplus"]).await;
+    let refused = app
+        .patch(path, &owner, json!({"status": "published"}), None)
+        .await
+        .problem(409, "table-mismatch");
+    assert_eq!(refused["mismatches"][0]["rule"], "extra-column", "{refused}");
+    crate::helpers::write_table(&table, &["id"]).await;
     app.patch(
         path,
         &owner,
@@ -848,8 +870,7 @@ pub async fn contracts(app: &mut TestApp) {
     assert_eq!(doc.header("content-type"), Some("application/yaml"));
 
     // JSON too; versions are immutable and only move forward.
-    let json_doc =
-        r#"{"apiVersion":"v3.1.0","kind":"DataContract","id":"orders","version":"1.10.0","status":"active"}"#;
+    let json_doc = r#"{"apiVersion":"v3.1.0","kind":"DataContract","id":"orders","version":"1.10.0","status":"active","schema":[{"name":"orders","properties":[{"name":"id","logicalType":"integer","physicalType":"bigint","required":true}]}]}"#;
     app.contract("sales", "orders", &owner, "application/json", json_doc)
         .await
         .expect(201);
@@ -1362,4 +1383,329 @@ pub async fn system_endpoints(app: &mut TestApp) {
     assert!(metrics.text.contains("tessera_catalog_version"), "{}", metrics.text);
     let with_id = app.get("/api/v1/domains", &app.admin_key).await.expect(200);
     assert!(with_id.header("x-request-id").is_some_and(|id| !id.is_empty()));
+}
+
+pub async fn contract_validation_and_compatibility(app: &mut TestApp) {
+    use crate::helpers::odcs_with_columns;
+    let (owner, _analyst) = small_mesh(app).await;
+    app.product("sales", &owner, json!({"name": "orders"})).await;
+    let app: &TestApp = app;
+    let submit = |doc: String| {
+        let owner = owner.clone();
+        async move { app.contract("sales", "orders", &owner, "application/yaml", &doc).await }
+    };
+    // Invalid documents: every issue at its path, nothing stored.
+    let typo = odcs_with_columns("orders", "1.0.0", &["id"]).replace("logicalType: integer", "logicalType: strng");
+    let body = submit(typo).await.problem(422, "validation");
+    assert_eq!(
+        body["errors"][0]["path"], "schema[0].properties[0].logicalType",
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("unknown type \"strng\""),
+        "{body}"
+    );
+    let unknown = odcs_with_columns("orders", "1.0.0", &["id"]).replace("status: active", "status: active\nowner: me");
+    let body = submit(unknown).await.problem(422, "validation");
+    assert_eq!(body["errors"][0]["path"], "owner", "{body}");
+    let body = submit("apiVersion: v2.2.0\nkind: DataContract\nid: x\nversion: 1.0.0\nstatus: active\n".into())
+        .await
+        .problem(422, "validation");
+    assert_eq!(body["errors"][0]["path"], "apiVersion", "{body}");
+    let deep = format!(
+        "apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: 1.0.0\nstatus: a\ntags: {}x{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    submit(deep).await.problem(400, "bad-request");
+    assert!(
+        app.get("/api/v1/domains/sales/products/orders/contracts", &owner)
+            .await
+            .expect(200)
+            .json()["items"]
+            .as_array()
+            .expect("items")
+            .is_empty()
+    );
+
+    // The gate: within a major, nothing that breaks consumers.
+    submit(odcs_with_columns("orders", "1.0.0", &["id", "amount"]))
+        .await
+        .expect(201);
+    let body = submit(odcs_with_columns("orders", "1.1.0", &["id"]))
+        .await
+        .problem(409, "breaking-change");
+    let violations = body["violations"].as_array().expect("violations");
+    assert_eq!(violations.len(), 1, "{body}");
+    assert_eq!(violations[0]["rule"], "column-removed");
+    assert_eq!(violations[0]["path"], "orders.amount");
+    assert_eq!(violations[0]["old"], "amount");
+    assert!(violations[0]["new"].is_null());
+    assert!(body["detail"].as_str().expect("detail").contains("2.0.0"), "{body}");
+    // Additions pass with a warning, recorded with the version.
+    let added = submit(odcs_with_columns("orders", "1.1.0", &["id", "amount", "tax"]))
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(added["changes"][0]["rule"], "column-added");
+    assert_eq!(added["changes"][0]["verdict"], "warning");
+    let listed = app
+        .get("/api/v1/domains/sales/products/orders/contracts", &owner)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(listed["items"][1]["changes"][0]["rule"], "column-added");
+    // A new major may break.
+    submit(odcs_with_columns("orders", "2.0.0", &["id"])).await.expect(201);
+    // Strict refuses additions too; none lets anything through.
+    app.patch(
+        "/api/v1/domains/sales/products/orders",
+        &owner,
+        json!({"compatibility": "strict"}),
+        None,
+    )
+    .await
+    .expect(200);
+    let body = submit(odcs_with_columns("orders", "2.1.0", &["id", "extra"]))
+        .await
+        .problem(409, "breaking-change");
+    assert_eq!(body["violations"][0]["rule"], "column-added");
+    let p = app
+        .patch(
+            "/api/v1/domains/sales/products/orders",
+            &owner,
+            json!({"compatibility": "none"}),
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(p["compatibility"], "none");
+    submit(odcs_with_columns("orders", "2.1.0", &["other"]))
+        .await
+        .expect(201);
+    app.patch(
+        "/api/v1/domains/sales/products/orders",
+        &owner,
+        json!({"compatibility": "lenient"}),
+        None,
+    )
+    .await
+    .problem(422, "validation");
+}
+
+pub async fn contracts_are_verified_against_the_table(app: &mut TestApp) {
+    use crate::helpers::{odcs_with_columns, write_table};
+    let (owner, analyst) = small_mesh(app).await;
+    let table = app.data_dir().join("lake/sales/orders");
+    app.product(
+        "sales",
+        &owner,
+        json!({"name": "orders", "output_ports": [{"major_version": 1, "location": table.to_str().expect("utf-8")}]}),
+    )
+    .await;
+    // No table yet: a contract may be registered (the product is a draft).
+    app.contract(
+        "sales",
+        "orders",
+        &owner,
+        "application/yaml",
+        &odcs_with_columns("orders", "1.0.0", &["id"]),
+    )
+    .await
+    .expect(201);
+    let v = app
+        .send(
+            Method::POST,
+            "/api/v1/domains/sales/products/orders/contracts/1.0.0/verify",
+            Some(&analyst),
+            None,
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(v["table_exists"], false);
+    // A table that differs: refused, naming each mismatch; nothing stored.
+    write_table(&table, &["id", "amount"]).await;
+    let version = app.version().await;
+    let body = app
+        .contract(
+            "sales",
+            "orders",
+            &owner,
+            "application/yaml",
+            &odcs_with_columns("orders", "1.1.0", &["id", "total"]),
+        )
+        .await
+        .problem(422, "table-mismatch");
+    let found: Vec<(String, String)> = body["mismatches"]
+        .as_array()
+        .expect("mismatches")
+        .iter()
+        .map(|m| {
+            (
+                m["rule"].as_str().expect("rule").to_string(),
+                m["path"].as_str().expect("path").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("missing-column".to_string(), "total".to_string()),
+            ("extra-column".to_string(), "amount".to_string())
+        ]
+    );
+    assert_eq!(app.version().await, version, "nothing written");
+    // The matching one is accepted, and verifies on demand.
+    app.contract(
+        "sales",
+        "orders",
+        &owner,
+        "application/yaml",
+        &odcs_with_columns("orders", "1.1.0", &["id", "amount"]),
+    )
+    .await
+    .expect(201);
+    let v = app
+        .send(
+            Method::POST,
+            "/api/v1/domains/sales/products/orders/contracts/1.1.0/verify",
+            Some(&analyst),
+            None,
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(v["table_exists"], true);
+    assert_eq!(v["table_version"], 0, "one commit so far");
+    assert_eq!(v["mismatches"], json!([]));
+    let v = app
+        .send(
+            Method::POST,
+            "/api/v1/domains/sales/products/orders/contracts/1.0.0/verify",
+            Some(&analyst),
+            None,
+            None,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(v["mismatches"][0]["rule"], "extra-column");
+    app.patch(
+        "/api/v1/domains/sales/products/orders",
+        &owner,
+        json!({"status": "published"}),
+        None,
+    )
+    .await
+    .expect(200);
+}
+
+pub async fn quality_runs(app: &mut TestApp) {
+    let (owner, analyst) = small_mesh(app).await;
+    app.product("sales", &owner, json!({"name": "orders"})).await;
+    app.contract(
+        "sales",
+        "orders",
+        &owner,
+        "application/yaml",
+        &odcs_yaml("orders", "1.0.0"),
+    )
+    .await
+    .expect(201);
+    let p = app
+        .get("/api/v1/domains/sales/products/orders", &analyst)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(p["health"], "unknown");
+    let result = |rule: &str, status: &str, severity: Option<&str>| {
+        json!({"key": rule, "path": format!("orders.{rule}"), "rule": rule, "status": status, "measured": 1.0,
+               "threshold": "mustBe 0", "severity": severity})
+    };
+    let quality = "/api/v1/domains/sales/products/orders/quality";
+    let run = app
+        .post(
+            quality,
+            &owner,
+            json!({"contract_version": "1.0.0", "table_version": 3,
+            "results": [result("a", "pass", None), result("b", "not_executable", None)]}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(run["health"], "healthy");
+    assert_eq!(run["reported_by"], "owner");
+    let warned = app
+        .post(
+            quality,
+            &owner,
+            json!({"contract_version": "1.0.0",
+            "results": [result("a", "pass", None), result("b", "fail", Some("warning"))]}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(warned["health"], "degraded");
+    app.post(
+        quality,
+        &owner,
+        json!({"contract_version": "1.0.0",
+            "results": [result("a", "fail", Some("error")), result("b", "pass", None)]}),
+    )
+    .await
+    .expect(201);
+    let p = app
+        .get("/api/v1/domains/sales/products/orders", &analyst)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(p["health"], "failing");
+    let runs = app
+        .get(&format!("{quality}?limit=2"), &analyst)
+        .await
+        .expect(200)
+        .json();
+    let healths: Vec<&str> = runs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["health"].as_str().expect("h"))
+        .collect();
+    assert_eq!(healths, ["failing", "degraded"], "newest first");
+    let next = runs["next_cursor"].as_str().expect("more");
+    let rest = app
+        .get(&format!("{quality}?cursor={next}"), &analyst)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(rest["items"][0]["health"], "healthy");
+    assert_eq!(rest["items"][0]["table_version"], 3);
+    // Only owners report; the contract version must exist; results are checked.
+    app.post(quality, &analyst, json!({"contract_version": "1.0.0", "results": []}))
+        .await
+        .problem(403, "forbidden");
+    app.post(quality, &owner, json!({"contract_version": "9.9.9", "results": []}))
+        .await
+        .problem(422, "validation");
+    app.post(
+        quality,
+        &owner,
+        json!({"contract_version": "1.0.0", "results": [{"key": "", "path": "p", "rule": "r", "status": "pass"}]}),
+    )
+    .await
+    .problem(422, "validation");
+    app.post(
+        quality,
+        &owner,
+        json!({"contract_version": "1.0.0", "results": [{"key": "k", "path": "p", "rule": "r", "status": "great"}]}),
+    )
+    .await
+    .problem(422, "validation");
 }
