@@ -1,5 +1,7 @@
 //! `tessera`: the platform's single binary.
 
+mod contract;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -22,6 +24,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the catalog's OpenAPI document.
     Openapi,
+    /// Lint, diff, test and export ODCS data contracts.
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,14 +49,16 @@ struct ServeArgs {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Openapi => print_openapi(),
+        Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Openapi => print_openapi().map(|()| std::process::ExitCode::SUCCESS),
+        Command::Contract(command) => contract::run(command).await,
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // 2: could not do the work (1 means: did it, and found problems).
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -288,3 +288,261 @@ fn openapi_command_prints_the_document() {
         .expect("docs/openapi.json is committed");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), committed.trim_end());
 }
+
+// ---------------------------------------------------------------- contract CLI
+
+fn tessera(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contracts/examples")
+        .join(name)
+        .to_str()
+        .expect("utf-8")
+        .to_string()
+}
+
+#[test]
+fn contract_lint_and_export() {
+    for file in ["sales.orders.odcs.yaml", "customers.customer.odcs.yaml"] {
+        let (code, out, err) = tessera(&["contract", "lint", &example(file)]);
+        assert_eq!(code, 0, "{out}{err}");
+        // Export to JSON and lint that: the same contract.
+        let (code, json, err) = tessera(&["contract", "export", &example(file), "--format", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exported = dir.path().join("exported.json");
+        std::fs::write(&exported, &json).expect("write");
+        let (code, out, _) = tessera(&[
+            "contract",
+            "lint",
+            exported.to_str().expect("utf-8"),
+            "--output",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(serde_json::from_str::<Value>(&out).expect("json")["valid"], true);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.yaml");
+    let text = std::fs::read_to_string(example("sales.orders.odcs.yaml")).expect("read");
+    std::fs::write(&broken, text.replacen("logicalType: string", "logicalType: strng", 1)).expect("write");
+    let (code, out, _) = tessera(&["contract", "lint", broken.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("schema[0].properties[2].logicalType: unknown type \"strng\""),
+        "{out}"
+    );
+    let (code, _, err) = tessera(&["contract", "lint", "/no/such/file.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn contract_diff_exits_1_on_breaking_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(example("sales.orders.odcs.yaml")).expect("read");
+    let narrowed = dir.path().join("narrowed.yaml");
+    std::fs::write(
+        &narrowed,
+        text.replacen("decimal(15,2)", "decimal(12,2)", 1)
+            .replacen("version: 1.0.0", "version: 1.1.0", 1),
+    )
+    .expect("write");
+    let widened = dir.path().join("widened.yaml");
+    std::fs::write(
+        &widened,
+        text.replacen("decimal(15,2)", "decimal(18,2)", 1)
+            .replacen("version: 1.0.0", "version: 1.1.0", 1),
+    )
+    .expect("write");
+    let major = dir.path().join("major.yaml");
+    std::fs::write(
+        &major,
+        text.replacen("decimal(15,2)", "decimal(12,2)", 1)
+            .replacen("version: 1.0.0", "version: 2.0.0", 1),
+    )
+    .expect("write");
+    let old = example("sales.orders.odcs.yaml");
+    let (code, out, err) = tessera(&["contract", "diff", &old, narrowed.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("breaking") && out.contains("type-narrowed") && out.contains("orders.o_totalprice"),
+        "{out}"
+    );
+    let (code, out, _) = tessera(&[
+        "contract",
+        "diff",
+        &old,
+        narrowed.to_str().expect("utf-8"),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["breaking"], true);
+    assert_eq!(report["changes"][0]["rule"], "type-narrowed");
+    assert_eq!(report["changes"][0]["old"], "decimal(15,2)");
+    let (code, out, _) = tessera(&["contract", "diff", &old, widened.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning") && out.contains("type-widened"), "{out}");
+    let (code, _, err) = tessera(&["contract", "diff", &old, major.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "a new major may break: {err}");
+    let (code, _, _) = tessera(&[
+        "contract",
+        "diff",
+        &old,
+        narrowed.to_str().expect("utf-8"),
+        "--mode",
+        "none",
+    ]);
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn contract_test_checks_a_real_table() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("accounts");
+    let table = table.to_str().expect("utf-8");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("email", DataType::Utf8, true),
+    ]));
+    // Seeded defects: a duplicate id and a missing e-mail.
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 2, 3])),
+            Arc::new(StringArray::from(vec![
+                Some("a@x.org"),
+                None,
+                Some("b@x.org"),
+                Some("c@x.org"),
+            ])),
+        ],
+    )
+    .expect("batch");
+    tessera_lake::write(
+        table,
+        &Default::default(),
+        vec![batch],
+        tessera_lake::WriteMode::Overwrite,
+        &[],
+    )
+    .await
+    .expect("written");
+    let contract = dir.path().join("accounts.odcs.yaml");
+    std::fs::write(
+        &contract,
+        "apiVersion: v3.1.0\nkind: DataContract\nid: accounts\nversion: 1.0.0\nstatus: active\nschema:\n  - name: accounts\n    properties:\n      - name: id\n        logicalType: integer\n        physicalType: bigint\n        required: true\n        quality:\n          - metric: duplicateValues\n            mustBe: 0\n      - name: email\n        logicalType: string\n        quality:\n          - metric: nullValues\n            mustBe: 0\n    quality:\n      - metric: rowCount\n        mustBe: 4\n",
+    )
+    .expect("write");
+    let (code, out, err) = tessera(&[
+        "contract",
+        "test",
+        contract.to_str().expect("utf-8"),
+        "--table",
+        table,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["mismatches"], serde_json::json!([]));
+    assert_eq!(report["health"], "failing");
+    let statuses: Vec<(String, String)> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().expect("rule").to_string(),
+                r["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("library:rowCount".to_string(), "pass".to_string()),
+            ("library:duplicateValues".to_string(), "fail".to_string()),
+            ("library:nullValues".to_string(), "fail".to_string()),
+        ]
+    );
+    let (code, out, _) = tessera(&[
+        "contract",
+        "test",
+        contract.to_str().expect("utf-8"),
+        "--table",
+        "/no/table",
+    ]);
+    assert_eq!(code, 2, "{out}");
+}
+
+/// A 10 MB contract is refused with 413 before it is read, and nothing changes.
+/// (curl, because it reads the early answer while still sending, as HTTP/1.1
+/// clients should.)
+#[tokio::test]
+async fn a_ten_megabyte_contract_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = "tsk_b1b2c3d4e5f6_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let server = Server::start(
+        &[
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("TESSERA_BOOTSTRAP_KEY", key)],
+    );
+    let api = format!("{}/api/v1", server.url);
+    for (path, body) in [
+        ("teams", json!({"name": "t"})),
+        ("domains", json!({"name": "sales", "owner_team": "t"})),
+        ("domains/sales/products", json!({"name": "orders"})),
+    ] {
+        let (status, reply) = call(reqwest::Method::POST, format!("{api}/{path}"), key, Some(body)).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let (_, before) = call(reqwest::Method::GET, format!("{api}/version"), key, None).await;
+    let huge = dir.path().join("huge.yaml");
+    std::fs::write(
+        &huge,
+        format!("version: 1.0.0\ndescription: {}\n", "x".repeat(10 * 1024 * 1024)),
+    )
+    .expect("write");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            "-H",
+            "Content-Type: application/yaml",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", huge.display()))
+        .arg(format!("{api}/domains/sales/products/orders/contracts"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    assert_eq!(code, "413", "{text}");
+    let problem: Value = serde_json::from_str(body).expect("problem json");
+    assert_eq!(problem["type"], "urn:tessera:problem:payload-too-large");
+    let (_, after) = call(reqwest::Method::GET, format!("{api}/version"), key, None).await;
+    assert_eq!(before, after, "nothing was written");
+    server.terminate();
+}

@@ -221,6 +221,35 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
+/// The rule table as Markdown: `docs/compatibility.md` (kept equal by a test).
+pub fn rules_markdown() -> String {
+    let verdict = |v: Verdict| match v {
+        Verdict::Free => "allowed",
+        Verdict::Warning => "allowed, with a warning",
+        Verdict::Breaking => "**breaking**",
+    };
+    let mut out = String::from(
+        "# Contract compatibility rules\n\n\
+         Generated from `contracts/src/odcs/compat.rs` (`tessera contract rules` prints it).\n\n\
+         Within one major version, a new contract version is compared with the latest earlier one under \
+         the product's compatibility mode. `consumers` (the default) promises that every query that worked \
+         on an earlier version still works and still means the same; `strict` also refuses additions; \
+         `none` reports changes without refusing any. A breaking change needs a new major version, which \
+         runs side by side with the previous one, each with its own output port, until the old one's sunset.\n\n\
+         | rule | consumers | strict | why |\n|---|---|---|---|\n",
+    );
+    for r in RULES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            r.id,
+            verdict(r.consumers),
+            verdict(r.strict),
+            r.why
+        ));
+    }
+    out
+}
+
 /// The rule of an id.
 pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)

@@ -907,3 +907,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_documented_rule_table_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/compatibility.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == compat::rules_markdown(),
+        "docs/compatibility.md is out of date: run `cargo run -q -- contract rules > docs/compatibility.md`"
+    );
+}

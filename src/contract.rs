@@ -1,0 +1,258 @@
+//! `tessera contract ...`: work with ODCS contract files from a terminal.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use tessera_contracts::api::{CheckStatus, Health};
+use tessera_contracts::document::DocumentFormat;
+use tessera_contracts::odcs::{self, compat};
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Validate a contract file (ODCS v3.1.0 / v3.2.0); every issue with its path.
+    Lint {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Compare two versions of a contract; exits 1 when NEW breaks consumers of OLD.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Compatibility mode to judge under.
+        #[arg(long, value_enum, default_value_t = ModeArg::Consumers)]
+        mode: ModeArg,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Check a contract against a Delta table: its schema, then its quality rules
+    /// and freshness; exits 1 on a mismatch or a failing rule.
+    Test {
+        file: PathBuf,
+        /// The Delta table: a path or URL (`s3://bucket/prefix`).
+        #[arg(long, value_name = "URI")]
+        table: String,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Print the compatibility rule table (Markdown).
+    Rules,
+    /// Print a contract in YAML or JSON, as Tessera reads it (lossless).
+    Export {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Consumers,
+    Strict,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Yaml,
+    Json,
+}
+
+/// Exit code of a check that found problems (as opposed to 2 for an error).
+const FOUND: u8 = 1;
+
+pub async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ContractCommand::Lint { file, output } => lint(&file, output),
+        ContractCommand::Diff { old, new, mode, output } => diff(&old, &new, mode, output),
+        ContractCommand::Test { file, table, output } => test(&file, &table, output).await,
+        ContractCommand::Rules => {
+            print!("{}", compat::rules_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        ContractCommand::Export { file, format } => {
+            let contract = load(&file)?.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let format = match format {
+                FormatArg::Yaml => DocumentFormat::Yaml,
+                FormatArg::Json => DocumentFormat::Json,
+            };
+            print!("{}", odcs::write(format, &contract));
+            if matches!(format, DocumentFormat::Json) {
+                println!();
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn format_of(path: &Path) -> DocumentFormat {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => DocumentFormat::Json,
+        _ => DocumentFormat::Yaml,
+    }
+}
+
+/// Reads a contract file: `Err` for I/O, `Ok(Err)` for a contract with issues.
+fn load(path: &Path) -> anyhow::Result<Result<odcs::DataContract, odcs::ReadError>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(odcs::read(format_of(path), &text))
+}
+
+fn lint(file: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let issues = match load(file)? {
+        Ok(_) => Vec::new(),
+        Err(odcs::ReadError::Invalid(issues)) => issues,
+        Err(e @ odcs::ReadError::Syntax { .. }) => vec![odcs::Issue::new("", e.to_string())],
+    };
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"file": file, "valid": issues.is_empty(), "issues": issues})
+        ),
+        Output::Text if issues.is_empty() => println!("{}: valid", file.display()),
+        Output::Text => {
+            for issue in &issues {
+                println!("{}: {issue}", file.display());
+            }
+            eprintln!("{} issue(s)", issues.len());
+        }
+    }
+    Ok(if issues.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FOUND)
+    })
+}
+
+fn read_valid(path: &Path) -> anyhow::Result<odcs::DataContract> {
+    load(path)?.map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}\nhint: run `tessera contract lint {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn diff(old: &Path, new: &Path, mode: ModeArg, output: Output) -> anyhow::Result<ExitCode> {
+    let (a, b) = (read_valid(old)?, read_valid(new)?);
+    let mode = match mode {
+        ModeArg::Consumers => compat::Mode::Consumers,
+        ModeArg::Strict => compat::Mode::Strict,
+        ModeArg::None => compat::Mode::None,
+    };
+    let same_major = match (semver::Version::parse(&a.version), semver::Version::parse(&b.version)) {
+        (Ok(x), Ok(y)) => x.major == y.major,
+        _ => true,
+    };
+    let report = compat::compare(&a, &b, mode);
+    // Across majors, breaking is allowed: report, but do not fail.
+    let breaking = same_major && report.is_breaking();
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"old": a.version, "new": b.version, "mode": mode.as_str(), "same_major": same_major,
+                               "breaking": breaking, "changes": report.changes})
+        ),
+        Output::Text => {
+            if report.changes.is_empty() {
+                println!("no changes between {} and {}", a.version, b.version);
+            } else {
+                let width = report.changes.iter().map(|c| c.path.len()).max().unwrap_or(4).max(4);
+                println!("{:<9}  {:<24}  {:<width$}  OLD -> NEW", "VERDICT", "RULE", "PATH");
+                for c in &report.changes {
+                    println!(
+                        "{:<9}  {:<24}  {:<width$}  {} -> {}",
+                        format!("{:?}", c.verdict).to_lowercase(),
+                        c.rule,
+                        c.path,
+                        c.old.as_deref().unwrap_or("-"),
+                        c.new.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+            if breaking {
+                eprintln!(
+                    "{} breaking change(s) under mode {}: publish {} as a new major version",
+                    report.breaking().count(),
+                    mode.as_str(),
+                    b.version
+                );
+            } else if !same_major && report.is_breaking() {
+                eprintln!(
+                    "breaking changes across major versions {} -> {}: allowed",
+                    a.version, b.version
+                );
+            }
+        }
+    }
+    Ok(if breaking {
+        ExitCode::from(FOUND)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn test(file: &Path, table: &str, output: Output) -> anyhow::Result<ExitCode> {
+    let contract = read_valid(file)?;
+    let options = HashMap::new();
+    let meta = tessera_lake::table_meta(table, &options)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no Delta table at {table}"))?;
+    let mismatches = match contract.schema.as_deref() {
+        Some([object, ..]) => odcs::arrow::verify(object, &meta.schema, &meta.partition_columns),
+        _ => anyhow::bail!("{}: the contract has no schema object to test", file.display()),
+    };
+    let run = tessera_gateway::quality::run(&contract, table, &options, chrono::Utc::now()).await?;
+    let health = Health::of(&run.results);
+    let failed = !mismatches.is_empty() || health == Health::Failing;
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"table": table, "table_version": meta.version, "mismatches": mismatches,
+                               "health": health, "results": run.results})
+        ),
+        Output::Text => {
+            println!(
+                "{table} (version {}) against {} {}",
+                meta.version, contract.id, contract.version
+            );
+            if mismatches.is_empty() {
+                println!("schema     ok");
+            }
+            for m in &mismatches {
+                println!("schema     FAIL  {m}");
+            }
+            for r in &run.results {
+                let status = match r.status {
+                    CheckStatus::Pass => "ok  ",
+                    CheckStatus::Fail => "FAIL",
+                    CheckStatus::Error => "ERR ",
+                    CheckStatus::NotExecutable => "n/a ",
+                };
+                let measured = r.measured.map(|m| format!("measured {m}")).unwrap_or_default();
+                let threshold = r.threshold.as_deref().unwrap_or("");
+                let message = r.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+                println!(
+                    "{status}  {:<28} {:<40} {measured} {threshold}{message}",
+                    r.rule, r.path
+                );
+            }
+            println!("health: {}", health.as_str());
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(FOUND)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
