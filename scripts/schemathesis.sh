@@ -144,7 +144,7 @@ seed POST /principals application/json '{"name":"olga","kind":"user","email":"ol
 seed POST /teams application/json '{"name":"sales_team","members":["olga"]}'
 seed POST /domains application/json '{"name":"sales","owner_team":"sales_team"}'
 seed POST /domains/sales/products application/json '{"name":"orders","tags":["tpch"]}'
-seed POST /domains/sales/products/orders/contracts application/yaml $'apiVersion: v3.1.0\nkind: DataContract\nid: orders\nversion: 1.0.0\n'
+seed POST /domains/sales/products/orders/contracts application/yaml $'apiVersion: v3.1.0\nkind: DataContract\nid: orders\nversion: 1.0.0\nstatus: active\nschema:\n  - name: orders\n    properties:\n      - name: o_orderkey\n        logicalType: integer\n        required: true\n'
 
 # --- run schemathesis
 # An explicit config file keeps any schemathesis.toml in the tree from changing

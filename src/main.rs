@@ -1,6 +1,7 @@
 //! `tessera`: the platform's single binary.
 
 mod contract;
+mod quality;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Lint, diff, test and export ODCS data contracts.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Run a product's quality checks and report them to the catalog.
+    #[command(subcommand)]
+    Quality(quality::QualityCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +56,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Openapi => print_openapi().map(|()| std::process::ExitCode::SUCCESS),
         Command::Contract(command) => contract::run(command).await,
+        Command::Quality(command) => quality::run(command).await,
     };
     match result {
         Ok(code) => code,

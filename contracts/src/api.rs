@@ -482,14 +482,19 @@ pub const SEMVER_PATTERN: &str = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-
 /// whose `version` is a semantic version. Every other field is kept as given.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ContractDocument {
-    /// The ODCS version, e.g. `v3.1.0`.
-    #[serde(rename = "apiVersion", default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
+    /// The ODCS version: `v3.1.0` or `v3.2.0`.
+    #[serde(rename = "apiVersion")]
+    #[schema(example = "v3.1.0")]
+    pub api_version: String,
     /// `DataContract`.
+    #[schema(example = "DataContract")]
+    pub kind: String,
+    #[schema(example = "orders")]
+    pub id: String,
+    /// Required by ODCS v3.1.0 (e.g. `active`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    #[schema(example = "active")]
+    pub status: Option<String>,
     /// The contract's own semantic version.
     #[schema(
         pattern = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 pub use tessera_contracts::api;
 use tessera_contracts::api::{
-    ApiKeyCreate, ApiKeyCreated, CatalogVersion, Domain, DomainCreate, DomainUpdate, Page, Problem, Product,
-    ProductCreate, ProductUpdate, Team, TeamCreate, WhoAmI,
+    ApiKeyCreate, ApiKeyCreated, CatalogVersion, ContractVersion, Domain, DomainCreate, DomainUpdate, Page, Problem,
+    Product, ProductCreate, ProductUpdate, QualityRun, QualityRunCreate, Team, TeamCreate, WhoAmI,
 };
 
 /// Why a call failed.
@@ -174,5 +174,19 @@ impl Client {
     ) -> Result<Product> {
         let path = format!("/domains/{domain}/products/{name}");
         Ok(self.call(Method::PATCH, &path, Some(patch), if_match).await?.value)
+    }
+
+    /// One contract version, with its document as submitted.
+    pub async fn contract(&self, domain: &str, product: &str, version: &str) -> Result<ContractVersion> {
+        Ok(self
+            .get(&format!("/domains/{domain}/products/{product}/contracts/{version}"))
+            .await?
+            .value)
+    }
+
+    /// Reports a quality run measured in the data plane.
+    pub async fn report_quality(&self, domain: &str, product: &str, run: &QualityRunCreate) -> Result<QualityRun> {
+        let path = format!("/domains/{domain}/products/{product}/quality");
+        Ok(self.call(Method::POST, &path, Some(run), None).await?.value)
     }
 }

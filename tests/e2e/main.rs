@@ -546,3 +546,103 @@ async fn a_ten_megabyte_contract_is_refused() {
     assert_eq!(before, after, "nothing was written");
     server.terminate();
 }
+
+/// The data plane measures, the catalog records: `tessera quality run` checks a
+/// product's table with its latest contract and reports the run.
+#[tokio::test]
+async fn quality_run_reports_to_the_catalog() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = "tsk_c1b2c3d4e5f6_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let server = Server::start(
+        &[
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("TESSERA_BOOTSTRAP_KEY", key)],
+    );
+    let api = format!("{}/api/v1", server.url);
+    let table = dir.path().join("lake/sales/orders");
+    let table = table.to_str().expect("utf-8");
+    // A duplicate key: the contract's uniqueness rule must fail.
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        vec![Arc::new(Int64Array::from(vec![1, 2, 2]))],
+    )
+    .expect("batch");
+    tessera_lake::write(
+        table,
+        &Default::default(),
+        vec![batch],
+        tessera_lake::WriteMode::Overwrite,
+        &[],
+    )
+    .await
+    .expect("written");
+    for (path, body) in [
+        ("teams", json!({"name": "t"})),
+        ("domains", json!({"name": "sales", "owner_team": "t"})),
+        (
+            "domains/sales/products",
+            json!({"name": "orders", "output_ports": [{"major_version": 1, "location": table}]}),
+        ),
+    ] {
+        let (status, reply) = call(reqwest::Method::POST, format!("{api}/{path}"), key, Some(body)).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let contract = "apiVersion: v3.1.0\nkind: DataContract\nid: orders\nversion: 1.0.0\nstatus: active\nschema:\n  - name: orders\n    properties:\n      - name: id\n        logicalType: integer\n        physicalType: bigint\n        required: true\n        quality:\n          - metric: duplicateValues\n            mustBe: 0\n    quality:\n      - metric: rowCount\n        mustBeGreaterThan: 0\n";
+    let reply = reqwest::Client::new()
+        .post(format!("{api}/domains/sales/products/orders/contracts"))
+        .bearer_auth(key)
+        .header("content-type", "application/yaml")
+        .body(contract)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), 201, "{}", reply.text().await.unwrap_or_default());
+
+    let out = Command::new(BIN)
+        .args([
+            "quality",
+            "run",
+            "--product",
+            "sales.orders",
+            "--catalog",
+            &server.url,
+            "--json",
+        ])
+        .env("TESSERA_API_KEY", key)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failing exits 1: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(run["health"], "failing");
+    assert_eq!(run["table_version"], 0);
+    let statuses: Vec<&str> = run["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_str().expect("s"))
+        .collect();
+    assert_eq!(statuses, ["pass", "fail"]);
+    let (_, product) = call(
+        reqwest::Method::GET,
+        format!("{api}/domains/sales/products/orders"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(product["health"], "failing");
+    server.terminate();
+}

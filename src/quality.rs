@@ -1,0 +1,85 @@
+//! `tessera quality run`: measure a product's quality where its rows are, and
+//! report the run to the catalog.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use tessera_contracts::api::Health;
+use tessera_contracts::document::DocumentFormat;
+use tessera_contracts::odcs;
+
+#[derive(Debug, Subcommand)]
+pub enum QualityCommand {
+    /// Run the checks of a product's latest contract on its Delta table and report
+    /// the results; exits 1 when the product is failing.
+    Run {
+        /// `domain.product`
+        #[arg(long)]
+        product: String,
+        /// The catalog's URL.
+        #[arg(long, env = "TESSERA_CATALOG_URL", default_value = "http://127.0.0.1:8080")]
+        catalog: String,
+        /// An API key of one of the product's owners.
+        #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
+        key: String,
+        /// Print the stored run as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: QualityCommand) -> anyhow::Result<ExitCode> {
+    let QualityCommand::Run {
+        product,
+        catalog,
+        key,
+        json,
+    } = command;
+    let (domain, name) = tessera_contracts::names::parse_product_ref(&product).map_err(|e| anyhow::anyhow!(e))?;
+    let client = tessera_sdk::Client::new(catalog, &key)?;
+    let found = client.product(domain, name).await?.value;
+    let version = found
+        .latest_contract_version
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("{product} has no contract yet: nothing to check"))?;
+    let stored = client.contract(domain, name, &version).await?;
+    let format = DocumentFormat::from_content_type(&stored.media_type)
+        .ok_or_else(|| anyhow::anyhow!("unexpected contract media type {}", stored.media_type))?;
+    let contract = odcs::parse(format, &stored.document).map_err(|e| anyhow::anyhow!("contract {version}: {e}"))?;
+    let major = semver::Version::parse(&version)?.major;
+    let port = found
+        .output_ports
+        .iter()
+        .find(|p| u64::from(p.major_version) == major)
+        .ok_or_else(|| anyhow::anyhow!("{product} has no output port for major version {major}"))?;
+    let measured = tessera_gateway::quality::run(&contract, &port.location, &HashMap::new(), chrono::Utc::now())
+        .await
+        .with_context(|| format!("cannot check {}", port.location))?;
+    let stored = client.report_quality(domain, name, &measured).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stored)?);
+    } else {
+        for r in &stored.results {
+            println!(
+                "{:<14} {:<28} {:<40} {}",
+                format!("{:?}", r.status).to_lowercase(),
+                r.rule,
+                r.path,
+                r.measured.map(|m| m.to_string()).unwrap_or_default()
+            );
+        }
+        println!(
+            "{product}: {} (run {}, table version {:?})",
+            stored.health.as_str(),
+            stored.id,
+            stored.table_version
+        );
+    }
+    Ok(if stored.health == Health::Failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
