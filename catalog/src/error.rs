@@ -104,17 +104,7 @@ pub fn problem_type(slug: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
-        let mut problem = Problem {
-            kind: problem_type(slug),
-            title: title.to_string(),
-            status: status.as_u16(),
-            detail: None,
-            instance: None,
-            request_id: None,
-            errors: Vec::new(),
-            violations: Vec::new(),
-            mismatches: Vec::new(),
-        };
+        let mut problem = Problem::new(problem_type(slug), title, status.as_u16());
         match self {
             Self::Internal(cause) => {
                 let error_id = uuid::Uuid::new_v4().to_string();

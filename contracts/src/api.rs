@@ -48,6 +48,23 @@ pub struct Problem {
     pub mismatches: Vec<Mismatch>,
 }
 
+impl Problem {
+    /// A problem with no detail yet.
+    pub fn new(kind: impl Into<String>, title: impl Into<String>, status: u16) -> Self {
+        Self {
+            kind: kind.into(),
+            title: title.into(),
+            status,
+            detail: None,
+            instance: None,
+            request_id: None,
+            errors: Vec::new(),
+            violations: Vec::new(),
+            mismatches: Vec::new(),
+        }
+    }
+}
+
 /// One invalid field of a request.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {

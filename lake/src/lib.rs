@@ -35,6 +35,14 @@ pub struct TableMeta {
     pub committed_at: Option<DateTime<Utc>>,
 }
 
+/// Wraps a deltalake error with the location it concerns.
+fn delta_error(location: &str) -> impl Fn(DeltaTableError) -> LakeError + Copy + '_ {
+    move |source| LakeError::Delta {
+        location: location.to_string(),
+        source: Box::new(source),
+    }
+}
+
 /// Registers the object-store schemes beyond the local filesystem (S3 and
 /// S3-compatible stores); idempotent.
 pub fn register_object_stores() {
@@ -64,10 +72,7 @@ pub async fn open_table(
 ) -> Result<Option<deltalake::DeltaTable>, LakeError> {
     register_object_stores();
     let url = table_url(location)?;
-    let delta = |source: DeltaTableError| LakeError::Delta {
-        location: location.to_string(),
-        source: Box::new(source),
-    };
+    let delta = delta_error(location);
     // On local disk, "no table yet" is a missing log directory; the kernel's
     // error for it is not one deltalake classifies.
     if url.scheme() == "file"
@@ -101,10 +106,7 @@ pub async fn table_meta(
 
 /// The metadata of an opened table.
 pub fn meta_of(location: &str, table: &deltalake::DeltaTable) -> Result<TableMeta, LakeError> {
-    let state = table.snapshot().map_err(|source| LakeError::Delta {
-        location: location.to_string(),
-        source: Box::new(source),
-    })?;
+    let state = table.snapshot().map_err(delta_error(location))?;
     let version = state.version();
     Ok(TableMeta {
         version,
@@ -136,10 +138,7 @@ pub async fn write(
 ) -> Result<u64, LakeError> {
     register_object_stores();
     let url = table_url(location)?;
-    let delta = |source: DeltaTableError| LakeError::Delta {
-        location: location.to_string(),
-        source: Box::new(source),
-    };
+    let delta = delta_error(location);
     if url.scheme() == "file"
         && let Ok(path) = url.to_file_path()
     {

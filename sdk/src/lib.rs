@@ -92,16 +92,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if !status.is_success() {
-            let problem = response.json::<Problem>().await.unwrap_or_else(|_| Problem {
-                kind: "about:blank".into(),
-                title: status.canonical_reason().unwrap_or("error").into(),
-                status: status.as_u16(),
-                detail: None,
-                instance: None,
-                request_id: None,
-                errors: Vec::new(),
-                violations: Vec::new(),
-                mismatches: Vec::new(),
+            let problem = response.json::<Problem>().await.unwrap_or_else(|_| {
+                Problem::new(
+                    "about:blank",
+                    status.canonical_reason().unwrap_or("error"),
+                    status.as_u16(),
+                )
             });
             return Err(Error::Api {
                 status,

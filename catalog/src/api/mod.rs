@@ -348,17 +348,11 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
         let allow = response.headers().get(header::ALLOW).cloned();
         let mut problem = crate::error::problem_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            &tessera_contracts::api::Problem {
-                kind: crate::error::problem_type("method-not-allowed"),
-                title: "Method not allowed".into(),
-                status: 405,
-                detail: None,
-                instance: None,
-                request_id: None,
-                errors: Vec::new(),
-                violations: Vec::new(),
-                mismatches: Vec::new(),
-            },
+            &tessera_contracts::api::Problem::new(
+                crate::error::problem_type("method-not-allowed"),
+                "Method not allowed",
+                405,
+            ),
         );
         if let Some(allow) = allow {
             problem.headers_mut().insert(header::ALLOW, allow);
