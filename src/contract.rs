@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use tessera_contracts::api::{CheckStatus, Health};
+use tessera_contracts::api::{CheckStatus, Health, QualityResult};
 use tessera_contracts::document::DocumentFormat;
 use tessera_contracts::odcs::{self, compat};
 
@@ -232,21 +232,7 @@ async fn test(file: &Path, table: &str, output: Output) -> anyhow::Result<ExitCo
             for m in &mismatches {
                 println!("schema     FAIL  {m}");
             }
-            for r in &run.results {
-                let status = match r.status {
-                    CheckStatus::Pass => "ok  ",
-                    CheckStatus::Fail => "FAIL",
-                    CheckStatus::Error => "ERR ",
-                    CheckStatus::NotExecutable => "n/a ",
-                };
-                let measured = r.measured.map(|m| format!("measured {m}")).unwrap_or_default();
-                let threshold = r.threshold.as_deref().unwrap_or("");
-                let message = r.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
-                println!(
-                    "{status}  {:<28} {:<40} {measured} {threshold}{message}",
-                    r.rule, r.path
-                );
-            }
+            print_results(&run.results);
             println!("health: {}", health.as_str());
         }
     }
@@ -255,4 +241,23 @@ async fn test(file: &Path, table: &str, output: Output) -> anyhow::Result<ExitCo
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One line per check result: status, rule, where, measured value against threshold.
+pub fn print_results(results: &[QualityResult]) {
+    for r in results {
+        let status = match r.status {
+            CheckStatus::Pass => "ok  ",
+            CheckStatus::Fail => "FAIL",
+            CheckStatus::Error => "ERR ",
+            CheckStatus::NotExecutable => "n/a ",
+        };
+        let measured = r.measured.map(|m| format!("measured {m}")).unwrap_or_default();
+        let threshold = r.threshold.as_deref().unwrap_or("");
+        let message = r.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+        println!(
+            "{status}  {:<28} {:<40} {measured} {threshold}{message}",
+            r.rule, r.path
+        );
+    }
 }

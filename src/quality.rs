@@ -61,15 +61,7 @@ pub async fn run(command: QualityCommand) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&stored)?);
     } else {
-        for r in &stored.results {
-            println!(
-                "{:<14} {:<28} {:<40} {}",
-                format!("{:?}", r.status).to_lowercase(),
-                r.rule,
-                r.path,
-                r.measured.map(|m| m.to_string()).unwrap_or_default()
-            );
-        }
+        crate::contract::print_results(&stored.results);
         println!(
             "{product}: {} (run {}, table version {:?})",
             stored.health.as_str(),
