@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use deltalake::DeltaTableError;
 use url::Url;
 
+pub mod tpch;
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
