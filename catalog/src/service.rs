@@ -49,12 +49,19 @@ pub struct Paging {
     pub cursor: Option<String>,
 }
 
+/// A page size as given, defaulted and checked.
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")))
+    }
+}
+
 impl Paging {
     fn request(&self) -> Result<PageRequest, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
-        }
+        let limit = page_limit(self.limit)?;
         let after = match &self.cursor {
             None => None,
             Some(c) => Some(
@@ -251,16 +258,17 @@ impl Catalog {
         if after < 0 {
             return Err(ApiError::field("after", "must be 0 or more"));
         }
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
-        }
-        let rows = self.store.changes(after, limit + 1).await?;
-        let request = PageRequest { after: None, limit };
-        let mut result = page(rows, &request, |c| c.seq.to_string());
-        // The cursor of the change log is simply the last sequence number.
-        result.next_cursor = result.next_cursor.and(result.items.last().map(|c| c.seq.to_string()));
-        Ok(result)
+        let limit = page_limit(limit)?;
+        let mut items = self.store.changes(after, limit + 1).await?;
+        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        // The cursor of the change log is simply the last sequence number (`after`).
+        let next_cursor = if more {
+            items.last().map(|c| c.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
 
     // ------------------------------------------------------------ principals

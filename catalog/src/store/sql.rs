@@ -477,6 +477,18 @@ macro_rules! sql_store {
                 Ok(Some(row.into_api(members)))
             }
 
+            /// A membership changed: the team's revision moves, and it is read back.
+            async fn touch_team(tx: &mut sqlx::Transaction<'static, $db>, team: &str) -> Result<Team> {
+                sqlx::query("UPDATE teams SET updated_at = $2, revision = revision + 1 WHERE name = $1")
+                    .bind(team)
+                    .bind(Utc::now())
+                    .execute(&mut **tx)
+                    .await?;
+                Self::team_in(tx, team)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("team {team:?}")))
+            }
+
             async fn domain_in<'e, E>(exec: E, name: &str) -> Result<Option<Domain>>
             where
                 E: sqlx::Executor<'e, Database = $db>,
@@ -970,14 +982,7 @@ macro_rules! sql_store {
                     .bind(principal)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE teams SET updated_at = $2, revision = revision + 1 WHERE name = $1")
-                    .bind(team)
-                    .bind(Utc::now())
-                    .execute(&mut *tx)
-                    .await?;
-                let after = Self::team_in(&mut tx, team)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("team {team:?}")))?;
+                let after = Self::touch_team(&mut tx, team).await?;
                 let path = format!("/teams/{team}/members/{principal}");
                 self.commit(tx, seq, actor, "create", "team_member", &path, Some(json(&before)), Some(json(&after)))
                     .await?;
@@ -997,14 +1002,7 @@ macro_rules! sql_store {
                     .bind(principal)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE teams SET updated_at = $2, revision = revision + 1 WHERE name = $1")
-                    .bind(team)
-                    .bind(Utc::now())
-                    .execute(&mut *tx)
-                    .await?;
-                let after = Self::team_in(&mut tx, team)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("team {team:?}")))?;
+                let after = Self::touch_team(&mut tx, team).await?;
                 let path = format!("/teams/{team}/members/{principal}");
                 self.commit(tx, seq, actor, "delete", "team_member", &path, Some(json(&before)), Some(json(&after)))
                     .await?;

@@ -30,7 +30,8 @@ const DIMENSIONS: [&str; 7] = [
     "timeliness",
     "uniqueness",
 ];
-const SERVER_TYPES: [&str; 44] = [
+/// Server types of ODCS v3.1.0 (v3.2.0 adds [`SERVER_TYPES_V3_2`]).
+const SERVER_TYPES: [&str; 34] = [
     "api",
     "athena",
     "azure",
@@ -65,16 +66,6 @@ const SERVER_TYPES: [&str; 44] = [
     "vertica",
     "zen",
     "custom",
-    "btrieve",
-    "exasol",
-    "fastobjects",
-    "hana",
-    "iceberg",
-    "ingres",
-    "poet",
-    "teradata",
-    "vectorwise",
-    "versant",
 ];
 const SERVER_TYPES_V3_2: [&str; 10] = [
     "btrieve",
@@ -176,10 +167,10 @@ impl Validator {
                     format!("duplicate server {:?}", server.server),
                 );
             }
-            if !SERVER_TYPES.contains(&server.kind.as_str()) {
-                self.push(format!("{path}.type"), format!("unknown server type {:?}", server.kind));
-            } else if SERVER_TYPES_V3_2.contains(&server.kind.as_str()) {
+            if SERVER_TYPES_V3_2.contains(&server.kind.as_str()) {
                 self.since_v3_2(&format!("{path}.type"), true);
+            } else if !SERVER_TYPES.contains(&server.kind.as_str()) {
+                self.push(format!("{path}.type"), format!("unknown server type {:?}", server.kind));
             }
             if let Some(port) = &server.port {
                 match port {
