@@ -1,6 +1,7 @@
 //! `tessera`: the platform's single binary.
 
 mod contract;
+mod platform;
 mod quality;
 
 use std::path::PathBuf;
@@ -21,8 +22,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the platform: the catalog's REST API (on embedded SQLite by default).
+    /// Start the platform: the catalog's REST API (on embedded SQLite by default)
+    /// and a gateway answering SQL over HTTP, PostgreSQL wire and Flight SQL.
     Serve(ServeArgs),
+    /// Run a gateway alone, following a catalog over its REST API.
+    Gateway(platform::GatewayArgs),
     /// Print the catalog's OpenAPI document.
     Openapi,
     /// Lint, diff, test and export ODCS data contracts.
@@ -47,6 +51,12 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+    /// PostgreSQL wire address of the gateway [default: 127.0.0.1:5433].
+    #[arg(long, value_name = "ADDR")]
+    pg_listen: Option<std::net::SocketAddr>,
+    /// Arrow Flight SQL address of the gateway [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR")]
+    flight_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -54,6 +64,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Gateway(args) => platform::gateway(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Openapi => print_openapi().map(|()| std::process::ExitCode::SUCCESS),
         Command::Contract(command) => contract::run(command).await,
         Command::Quality(command) => quality::run(command).await,
@@ -69,14 +80,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn print_openapi() -> anyhow::Result<()> {
-    let doc = tessera_catalog::openapi()
+    let doc = tessera_catalog::openapi_with(Some(&tessera_gateway::http::openapi()))
         .to_pretty_json()
         .context("cannot render the OpenAPI document")?;
     println!("{doc}");
     Ok(())
 }
 
-fn init_logging(format: &str) {
+pub(crate) fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -95,9 +106,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.database_url,
     };
     let config = Config::load(args.config.as_deref(), &overrides).context("invalid configuration")?;
+    let gateway_overrides = tessera_gateway::config::Overrides {
+        pg_listen: args.pg_listen,
+        flight_listen: args.flight_listen,
+        http_listen: None,
+    };
+    let gateway_config = tessera_gateway::GatewayConfig::load(args.config.as_deref(), &gateway_overrides)
+        .context("invalid gateway configuration")?;
     init_logging(&config.log_format);
-    tracing::info!(?config, "starting");
-    let app = Application::build(config.clone()).await?;
+    tracing::info!(?config, ?gateway_config, "starting");
+    let engine = tessera_gateway::Engine::new(&gateway_config).context("cannot start the gateway")?;
+    let extension = tessera_catalog::Extension {
+        router: tessera_gateway::http::router(engine.clone()),
+        openapi: tessera_gateway::http::openapi(),
+    };
+    let app = Application::build_with(config.clone(), Some(extension)).await?;
     let addr = app.local_addr()?;
     let url = format!("http://{addr}");
     let database = if config.uses_embedded_database() {
@@ -105,12 +128,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         format!("PostgreSQL ({})", app.backend())
     };
+    let listeners = platform::Listeners::bind(&gateway_config).await?;
+    let endpoints = listeners.endpoints(&url)?;
+    let source = std::sync::Arc::new(platform::InProcess(app.catalog().clone()));
+    platform::start_gateway(&engine, source, listeners).await;
     // Plain stdout lines: scripts and tests read them.
     println!("Tessera catalog listening on {url}");
     println!("  catalog database: {database}");
     println!("  REST API:         {url}/api/v1");
     println!("  API docs:         {url}/api/v1/docs/");
     println!("  OpenAPI:          {url}/api/v1/openapi.json");
+    endpoints.print(app.bootstrap_key());
     if let Some(key) = app.bootstrap_key() {
         println!("Bootstrap admin API key (shown once): {key}");
         println!("  try: curl -H 'Authorization: Bearer {key}' {url}/api/v1/whoami");
@@ -121,7 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

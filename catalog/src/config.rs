@@ -47,6 +47,9 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// `text` or `json`.
     pub log_format: String,
+    /// The gateway's section, read by the gateway (`tessera serve` runs both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<figment::value::Value>,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             log_format: "text".into(),
+            gateway: None,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::api::{AppState, HttpSettings};
 use crate::config::Config;
 use crate::service::{Catalog, MAX_WATCH};
 
-pub use api::openapi;
+pub use api::{Extension, openapi, openapi_with};
 
 /// A built catalog: store connected and migrated, listener bound, not yet serving.
 pub struct Application {
@@ -40,6 +40,11 @@ impl Application {
     /// Connects the store (creating the data directory for the embedded database),
     /// installs the bootstrap admin at first start, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, None).await
+    }
+
+    /// As [`Application::build`], serving `extension`'s routes on the same listener.
+    pub async fn build_with(config: Config, extension: Option<Extension>) -> anyhow::Result<Self> {
         if config.uses_embedded_database() {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
@@ -68,6 +73,7 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
                 request_timeout,
             },
+            extension,
         );
         Ok(Self {
             listener,

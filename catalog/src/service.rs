@@ -15,6 +15,7 @@ use tessera_contracts::api::{
     PrincipalCreate, PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, Team,
     TeamCreate, TeamUpdate, Visibility, WhoAmI,
 };
+use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePrincipal, BundleProduct};
 use tessera_contracts::document::DocumentFormat;
 use tessera_contracts::names::{NAME_PATTERN, validate_name};
 
@@ -24,7 +25,7 @@ use tessera_contracts::odcs::{self, compat};
 use crate::authz::{Authz, Caller};
 use crate::error::ApiError;
 use crate::keys;
-use crate::store::{CatalogStore, NewApiKey, NewContract, NewPrincipal, PageRequest, ProductQuery};
+use crate::store::{CatalogStore, NewApiKey, NewContract, NewPrincipal, PageRequest, ProductQuery, ProductScope};
 
 /// Default and largest page sizes.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -251,6 +252,118 @@ impl Catalog {
                 _ = stopping.wait_for(|s| *s) => {}
             }
         }
+    }
+
+    // ------------------------------------------------------------ bundle
+
+    /// The policy bundle, for gateways (admins only: it holds every key's hash).
+    pub async fn bundle(&self, caller: &Caller) -> Result<Bundle, ApiError> {
+        self.authz.require_admin(caller)?;
+        self.build_bundle().await
+    }
+
+    /// Takes a consistent snapshot: reads everything, and reads again if the
+    /// catalog's version moved meanwhile (every mutation moves it).
+    pub async fn build_bundle(&self) -> Result<Bundle, ApiError> {
+        loop {
+            let version = self.store.version().await?;
+            let content = self.bundle_content().await?;
+            if self.store.version().await? == version {
+                return Ok(Bundle::new(version, content, Utc::now()));
+            }
+        }
+    }
+
+    async fn bundle_content(&self) -> Result<BundleContent, ApiError> {
+        const BATCH: i64 = 500;
+        let mut domains = BTreeMap::new();
+        let mut request = PageRequest {
+            after: None,
+            limit: BATCH,
+        };
+        loop {
+            let rows = self.store.list_domains(&request).await?;
+            let more = rows.len() as i64 > BATCH;
+            for d in rows.into_iter().take(BATCH as usize) {
+                request.after = Some(d.name.clone());
+                domains.insert(d.name, d.owner_team);
+            }
+            if !more {
+                break;
+            }
+        }
+        let mut products = Vec::new();
+        let mut query = ProductQuery {
+            scope: ProductScope::All,
+            domain: None,
+            tag: None,
+            status: None,
+            owner_team: None,
+            visibility: None,
+            text: None,
+            page: PageRequest {
+                after: None,
+                limit: BATCH,
+            },
+        };
+        loop {
+            let rows = self.store.list_products(&query).await?;
+            let more = rows.len() as i64 > BATCH;
+            for p in rows.into_iter().take(BATCH as usize) {
+                query.page.after = Some(format!("{}.{}", p.domain, p.name));
+                products.push(BundleProduct {
+                    domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
+                    domain: p.domain,
+                    name: p.name,
+                    owner_team: p.owner_team,
+                    visibility: p.visibility,
+                    status: p.status,
+                    sunset_date: p.sunset_date,
+                    tags: p.tags,
+                    output_ports: p.output_ports,
+                });
+            }
+            if !more {
+                break;
+            }
+        }
+        let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (team, principal) in self.store.memberships().await? {
+            teams.entry(principal).or_default().push(team);
+        }
+        let mut keys: BTreeMap<String, Vec<BundleKey>> = BTreeMap::new();
+        for stored in self.store.live_keys().await? {
+            keys.entry(stored.key.principal).or_default().push(BundleKey {
+                id: stored.key.id,
+                secret_hash: stored.secret_hash,
+                expires_at: stored.key.expires_at,
+            });
+        }
+        let mut principals = Vec::new();
+        let mut request = PageRequest {
+            after: None,
+            limit: BATCH,
+        };
+        loop {
+            let rows = self.store.list_principals(&request).await?;
+            let more = rows.len() as i64 > BATCH;
+            for p in rows.into_iter().take(BATCH as usize) {
+                request.after = Some(p.name.clone());
+                principals.push(BundlePrincipal {
+                    teams: teams.remove(&p.name).unwrap_or_default(),
+                    keys: keys.remove(&p.name).unwrap_or_default(),
+                    name: p.name,
+                    admin: p.admin,
+                    attributes: p.attributes,
+                });
+            }
+            if !more {
+                break;
+            }
+        }
+        let mut content = BundleContent { products, principals };
+        content.canonicalize();
+        Ok(content)
     }
 
     pub async fn changes(&self, caller: &Caller, after: i64, limit: Option<i64>) -> Result<Page<Change>, ApiError> {

@@ -37,6 +37,12 @@ pub struct Problem {
     /// The request id, to quote when reporting a problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The PostgreSQL error code of a failed query (the same one PostgreSQL-wire clients get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    /// The id of the failed query, as in its audit record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
     /// Per-field errors, where the request body was at fault.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -58,6 +64,8 @@ impl Problem {
             detail: None,
             instance: None,
             request_id: None,
+            sqlstate: None,
+            query_id: None,
             errors: Vec::new(),
             violations: Vec::new(),
             mismatches: Vec::new(),

@@ -1,11 +1,13 @@
 //! Tessera's domain model, shared by the catalog, the gateway and the SDK.
 //!
 //! Pure: no I/O and no async. The catalog and the gateway never import each other;
-//! they agree through the types defined here (the REST API's bodies in [`api`], and
-//! later the policy bundle).
+//! they agree through the types defined here: the REST API's bodies in [`api`] and
+//! the policy bundle gateways serve from in [`bundle`].
 
 pub mod api;
+pub mod bundle;
 pub mod document;
+pub mod keys;
 pub mod lifecycle;
 pub mod names;
 pub mod odcs;

@@ -1,5 +1,20 @@
-//! Tessera's gateway: the data plane of the mesh. Everything that touches rows
-//! runs here: today the contracts' quality checks; the governed SQL endpoints
-//! (HTTP, PostgreSQL wire, Arrow Flight SQL) come with the gateway issue.
+//! Tessera's gateway: the data plane. Every query passes through it.
+//!
+//! [`engine`] turns the catalog's bundle into per-principal DataFusion sessions
+//! over shared Delta table providers ([`tables`]) and runs untrusted SQL under
+//! limits; [`http`], [`pg`] and [`flight`] are its three endpoints; [`sync`]
+//! keeps the bundle current.
 
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod flight;
+pub mod http;
+pub mod pg;
 pub mod quality;
+pub mod sync;
+pub mod tables;
+
+pub use config::{GatewayConfig, Limits};
+pub use engine::{Engine, Principal, Protocol, QueryStream, Session};
+pub use error::QueryError;

@@ -66,11 +66,45 @@ pub fn table_url(location: &str) -> Result<Url, LakeError> {
     Url::from_directory_path(&path).map_err(|()| invalid("not an absolute path".into()))
 }
 
+/// Credentials and endpoint of one storage location: every table whose location
+/// starts with `prefix` (e.g. `s3://lake/`) is opened with `options` (object_store
+/// keys such as `aws_endpoint_url`, `aws_access_key_id`, `aws_allow_http`). Writes
+/// to S3 use conditional put; a store without it needs the documented opt-in
+/// `aws_s3_allow_unsafe_rename = "true"` (safe only with a single writer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageLocation {
+    pub prefix: String,
+    #[serde(default)]
+    pub options: HashMap<String, String>,
+}
+
+/// The storage options for a table location: those of the longest matching
+/// prefix, none when no prefix matches (deltalake then reads `AWS_*` variables).
+pub fn storage_options_for(locations: &[StorageLocation], location: &str) -> HashMap<String, String> {
+    locations
+        .iter()
+        .filter(|l| location.starts_with(&l.prefix))
+        .max_by_key(|l| l.prefix.len())
+        .map(|l| l.options.clone())
+        .unwrap_or_default()
+}
+
 /// Opens the Delta table at a location at its latest version; `Ok(None)` when
 /// there is no Delta table there yet.
 pub async fn open_table(
     location: &str,
     storage_options: &HashMap<String, String>,
+) -> Result<Option<deltalake::DeltaTable>, LakeError> {
+    open_table_at(location, storage_options, None).await
+}
+
+/// Opens the Delta table at a location, at `version` or at its latest version;
+/// `Ok(None)` when there is no Delta table there yet.
+pub async fn open_table_at(
+    location: &str,
+    storage_options: &HashMap<String, String>,
+    version: Option<u64>,
 ) -> Result<Option<deltalake::DeltaTable>, LakeError> {
     register_object_stores();
     let url = table_url(location)?;
@@ -83,12 +117,13 @@ pub async fn open_table(
     {
         return Ok(None);
     }
-    match deltalake::DeltaTableBuilder::from_url(url)
+    let mut builder = deltalake::DeltaTableBuilder::from_url(url)
         .map_err(delta)?
-        .with_storage_options(storage_options.clone())
-        .load()
-        .await
-    {
+        .with_storage_options(storage_options.clone());
+    if let Some(version) = version {
+        builder = builder.with_version(version);
+    }
+    match builder.load().await {
         Ok(table) => Ok(Some(table)),
         Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => Ok(None),
         Err(e) => Err(delta(e)),

@@ -22,7 +22,12 @@ impl Server {
     /// Starts the binary and reads its banner (bounded wait, no sleeps).
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+        // The gateway's protocol ports are picked free, so tests run side by side.
+        cmd.arg("serve")
+            .args(args)
+            .args(["--pg-listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -644,5 +649,128 @@ async fn quality_run_reports_to_the_catalog() {
     )
     .await;
     assert_eq!(product["health"], "failing");
+    server.terminate();
+}
+
+/// `tessera serve` runs the gateway beside the catalog: a product registered
+/// over REST is queryable over HTTP and PostgreSQL wire without a restart, and
+/// "not found" once retired.
+#[tokio::test]
+async fn serve_answers_sql_over_registered_products() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().expect("utf-8");
+    let mesh = tessera_lake::tpch::write_mesh(lake, 0.01, &Default::default())
+        .await
+        .expect("mesh");
+    let nation = mesh.iter().find(|g| g.product == "nation").expect("nation");
+    let server = Server::start(
+        &["--data-dir", data.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let key = server.bootstrap_key.clone().expect("first start prints the key");
+    let base = format!("{}/api/v1", server.url);
+    let query = |sql: &str| {
+        let (url, key, sql) = (format!("{base}/query"), key.clone(), sql.to_string());
+        async move { call(reqwest::Method::POST, url, &key, Some(json!({ "sql": sql }))).await }
+    };
+
+    let (status, problem) = query("SELECT count(*) AS n FROM customers.nation").await;
+    assert_eq!(
+        (status, problem["sqlstate"].as_str()),
+        (404, Some("42P01")),
+        "{problem}"
+    );
+
+    for (path, body) in [
+        ("/teams", json!({"name": "customers_team"})),
+        ("/domains", json!({"name": "customers", "owner_team": "customers_team"})),
+        (
+            "/domains/customers/products",
+            json!({"name": "nation", "output_ports": [{"major_version": 1, "location": nation.location}]}),
+        ),
+    ] {
+        let (status, body) = call(reqwest::Method::POST, format!("{base}{path}"), &key, Some(body)).await;
+        assert_eq!(status, 201, "{path}: {body}");
+    }
+    // The gateway follows the catalog's change sequence: no restart.
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        let (status, body) = query("SELECT count(*) AS n FROM customers.nation").await;
+        if status == 200 {
+            answer = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer["rows"], json!([{"n": 25}]), "{answer}");
+    assert_eq!(answer["row_count"], 1);
+
+    // PostgreSQL wire, on the port the banner printed, with psql when present.
+    let pg_line = server
+        .banner
+        .iter()
+        .find(|l| l.contains("PostgreSQL wire:"))
+        .expect("a psql line");
+    let port: u16 = pg_line
+        .split("port=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    if Command::new("psql").arg("--version").output().is_ok() {
+        let out = Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={port} dbname=tessera user=admin password={key}"
+            ))
+            .args([
+                "-A",
+                "-t",
+                "-c",
+                "SELECT n_name FROM customers.nation WHERE n_nationkey = 7",
+            ])
+            .output()
+            .expect("psql runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "GERMANY",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={port} dbname=tessera user=admin password={key}"
+            ))
+            .args(["-c", "\\dt customers.*"])
+            .output()
+            .expect("psql runs");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("nation"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Retired: "not found".
+    let (status, body) = call(
+        reqwest::Method::PATCH,
+        format!("{base}/domains/customers/products/nation"),
+        &key,
+        Some(json!({"status": "retired"})),
+    )
+    .await;
+    assert!(status == 200 || status == 409, "{body}");
+    if status == 200 {
+        let mut gone = false;
+        for _ in 0..50 {
+            if query("SELECT count(*) FROM customers.nation").await.0 == 404 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "retired products disappear");
+    }
     server.terminate();
 }

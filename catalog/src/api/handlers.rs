@@ -13,6 +13,7 @@ use tessera_contracts::api::{
     PrincipalUpdate, Product, ProductCreate, ProductStatus, ProductUpdate, QualityRun, QualityRunCreate, Readiness,
     Team, TeamCreate, TeamUpdate, Verification, Visibility, WhoAmI,
 };
+use tessera_contracts::bundle::Bundle;
 use utoipa::IntoParams;
 
 use super::AppState;
@@ -158,6 +159,32 @@ pub async fn changes(
             .changes(&caller, params.after.unwrap_or(0), params.limit)
             .await?,
     ))
+}
+
+// ---------------------------------------------------------------- gateways
+
+/// The policy bundle gateways serve from (platform admins: it holds key hashes).
+///
+/// Its ETag is the content hash: send it back in `If-None-Match` to get 304 when
+/// nothing a gateway enforces has changed, even if the catalog's version moved.
+#[utoipa::path(get, path = "/api/v1/bundle", tag = "gateways",
+    params(("If-None-Match" = Option<String>, Header, description = "The ETag of the bundle held")),
+    responses(
+        (status = 200, body = Bundle, headers(("ETag" = String))),
+        (status = 304, description = "The held bundle is current")))]
+pub async fn bundle(State(app): State<AppState>, caller: Caller, request: Request) -> ApiResult<Response> {
+    let bundle = app.catalog.bundle(&caller).await?;
+    let etag = format!("\"{}\"", bundle.hash);
+    let held = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
+    if held {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok(([(header::ETAG, etag)], Json(bundle)).into_response())
 }
 
 // ---------------------------------------------------------------- principals

@@ -46,6 +46,15 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
 }
 
+/// Routes served beside the catalog's on the same listener (the gateway's query
+/// endpoint in `tessera serve`), with their part of the OpenAPI document. They
+/// bring their own limits: the catalog's request timeout and body limit do not
+/// apply to them.
+pub struct Extension {
+    pub router: Router,
+    pub openapi: OpenApiDoc,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -67,6 +76,7 @@ with the resource's ETag and answer 412 when it has moved on.",
         (name = "contracts", description = "Immutable contract versions of a product (ODCS v3.1.0 / v3.2.0), \
 their compatibility gate and their verification against the Delta table"),
         (name = "quality", description = "Quality runs measured in the data plane, and the health they give"),
+        (name = "gateways", description = "The policy bundle gateways serve from"),
     ),
     modifiers(&Conventions)
 )]
@@ -271,6 +281,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(version))
         .routes(routes!(watch))
         .routes(routes!(changes))
+        .routes(routes!(bundle))
         .routes(routes!(whoami))
         .routes(routes!(list_principals, create_principal))
         .routes(routes!(get_principal, update_principal, delete_principal))
@@ -296,10 +307,18 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 
 /// The OpenAPI document, as served and as committed in `docs/openapi.json`.
 pub fn openapi() -> OpenApiDoc {
+    openapi_with(None)
+}
+
+/// The catalog's document with an extension's paths merged in.
+pub fn openapi_with(extension: Option<&OpenApiDoc>) -> OpenApiDoc {
     let (public, private) = routers();
     let mut doc = ApiDoc::openapi();
     doc.merge(public.into_openapi());
     doc.merge(private.into_openapi());
+    if let Some(extension) = extension {
+        doc.merge(extension.clone());
+    }
     // Modifiers ran on the bare document: run them again over the merged paths.
     Conventions.modify(&mut doc);
     doc
@@ -363,7 +382,11 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState, settings: HttpSettings) -> Router {
+pub fn router(state: AppState, settings: HttpSettings, extension: Option<Extension>) -> Router {
+    let (extension_router, extension_doc) = match extension {
+        Some(e) => (Some(e.router), Some(e.openapi)),
+        None => (None, None),
+    };
     let (public, private) = routers();
     let (public, _) = public.split_for_parts();
     let (private, _) = private.split_for_parts();
@@ -374,10 +397,10 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(track);
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let catalog = Router::new()
         .merge(public)
         .merge(private)
-        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", openapi()))
+        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", openapi_with(extension_doc.as_ref())))
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn(problem_for_bare_errors))
@@ -405,5 +428,9 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
                 }))
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(settings.request_timeout),
-        )
+        );
+    match extension_router {
+        Some(extension) => extension.merge(catalog),
+        None => catalog,
+    }
 }

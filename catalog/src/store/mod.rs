@@ -152,6 +152,10 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn list_api_keys(&self, principal: &str, page: &PageRequest) -> Result<Vec<ApiKey>>;
     async fn revoke_api_key(&self, actor: &str, principal: &str, id: &str) -> Result<ApiKey>;
     async fn find_api_key(&self, id: &str) -> Result<Option<StoredKey>>;
+    /// Every key that is not revoked, with its hash (for policy bundles).
+    async fn live_keys(&self) -> Result<Vec<StoredKey>>;
+    /// Every team membership as `(team, principal)`.
+    async fn memberships(&self) -> Result<Vec<(String, String)>>;
 
     async fn create_team(&self, actor: &str, new: &TeamCreate) -> Result<Team>;
     async fn get_team(&self, name: &str) -> Result<Option<Team>>;

@@ -859,6 +859,21 @@ macro_rules! sql_store {
                     .map(KeyRow::into_stored))
             }
 
+            async fn live_keys(&self) -> Result<Vec<StoredKey>> {
+                Ok(sqlx::query_as::<_, KeyRow>("SELECT * FROM api_keys WHERE revoked_at IS NULL ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(KeyRow::into_stored)
+                    .collect())
+            }
+
+            async fn memberships(&self) -> Result<Vec<(String, String)>> {
+                Ok(sqlx::query_as("SELECT team, principal FROM team_members ORDER BY team, principal")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             // -------------------------------------------------------- teams
 
             async fn create_team(&self, actor: &str, new: &TeamCreate) -> Result<Team> {

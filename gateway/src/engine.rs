@@ -1,0 +1,760 @@
+//! The gateway's engine: one per process, shared by HTTP, PostgreSQL wire and
+//! Flight SQL. It holds the current bundle, the shared table providers and
+//! caches, and runs every query through the same steps: size check, admission
+//! (a concurrency limit with a bounded queue), parsing with a depth limit and
+//! only queries allowed, planning on a thread with a large stack, then
+//! execution under a per-query memory pool, spill cap, deadline and result caps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionState};
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::Stream;
+use tessera_contracts::api::Attributes;
+use tessera_contracts::bundle::{Bundle, BundleError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::config::{GatewayConfig, Limits};
+use crate::error::QueryError;
+use crate::tables::{CATALOG, DomainSchema, SessionCatalog, TableCache};
+
+/// Stack of the engine's threads (planning and execution): deep (but
+/// depth-limited) queries plan and run without any risk of overflowing it.
+const PLANNER_STACK: usize = 64 << 20;
+
+/// An authenticated caller, as the engine knows it from the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub admin: bool,
+    pub attributes: Attributes,
+    pub teams: Vec<String>,
+}
+
+/// Which endpoint a query came through (for the audit record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Postgres,
+    FlightSql,
+    InProcess,
+}
+
+/// What the engine reports of every query, whatever its outcome.
+#[derive(Debug, Clone)]
+pub struct QueryRecord {
+    pub id: uuid::Uuid,
+    pub principal: String,
+    pub protocol: Protocol,
+    pub sql: String,
+    pub bundle_version: i64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub outcome: Result<(), QueryError>,
+}
+
+/// Where query records go; the governance work sends them to the catalog.
+pub trait AuditSink: Send + Sync + 'static {
+    fn record(&self, record: QueryRecord);
+}
+
+/// The default sink: one log line per query.
+#[derive(Debug, Default)]
+pub struct LogAudit;
+
+impl AuditSink for LogAudit {
+    fn record(&self, r: QueryRecord) {
+        match &r.outcome {
+            Ok(()) => tracing::info!(query_id = %r.id, principal = %r.principal, protocol = ?r.protocol,
+                rows = r.rows, bytes = r.bytes, elapsed_ms = r.elapsed.as_millis() as u64,
+                bundle = r.bundle_version, "query"),
+            Err(e) => tracing::info!(query_id = %r.id, principal = %r.principal, protocol = ?r.protocol,
+                elapsed_ms = r.elapsed.as_millis() as u64, bundle = r.bundle_version,
+                error = %e, sqlstate = e.sqlstate(), "query failed"),
+        }
+    }
+}
+
+/// A bundle checked and indexed for serving.
+#[derive(Debug)]
+struct Compiled {
+    bundle: Bundle,
+    /// Key id -> index of its principal.
+    keys: HashMap<String, usize>,
+}
+
+impl Compiled {
+    fn new(bundle: Bundle) -> Result<Self, BundleError> {
+        bundle.check()?;
+        let mut keys = HashMap::new();
+        for (i, p) in bundle.content.principals.iter().enumerate() {
+            for k in &p.keys {
+                keys.insert(k.id.clone(), i);
+            }
+        }
+        Ok(Self { bundle, keys })
+    }
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    limits: Limits,
+    bundle: RwLock<Option<Arc<Compiled>>>,
+    installed: watch::Sender<i64>,
+    tables: Arc<TableCache>,
+    template: SessionState,
+    runtime: Arc<RuntimeEnv>,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    planner: Option<tokio::runtime::Runtime>,
+    audit: Arc<dyn AuditSink>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping a runtime from async code panics; let its threads wind down.
+        if let Some(planner) = self.planner.take() {
+            planner.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("bundle_version", &self.bundle_version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The serving configuration of every session. Each setting was measured on
+/// the TPC-H suite (bench/); the comments say why it is here.
+pub fn session_config(target_partitions: usize) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        // information_schema is per session, so it lists only what the principal may query.
+        .with_information_schema(true)
+        // Sessions see one catalog, built per principal: no default catalog to create.
+        .with_create_default_catalog_and_schema(false)
+        .with_default_catalog_and_schema(CATALOG, "public")
+        // One partition per core: queries are CPU-bound once files are cached.
+        .with_target_partitions(target_partitions)
+        // Row-group and page pruning from Parquet statistics and the page index.
+        .with_parquet_pruning(true)
+        .with_collect_statistics(true);
+    let options = config.options_mut();
+    // Evaluate filters inside the Parquet decoder (late materialization): rows
+    // that fail a selective predicate are never decoded in full.
+    options.execution.parquet.pushdown_filters = true;
+    // ... cheapest and most selective predicates first.
+    options.execution.parquet.reorder_filters = true;
+    config
+}
+
+impl Engine {
+    pub fn new(config: &GatewayConfig) -> Result<Self, QueryError> {
+        let internal = |e: DataFusionError| QueryError::Internal(e.to_string());
+        let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+        // The shared runtime: Parquet footers and page indexes are cached across
+        // queries (the file metadata cache), object stores registered once.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_metadata_cache_limit(256 << 20)
+            .build_arc()
+            .map_err(internal)?;
+        let template = SessionStateBuilder::new()
+            .with_config(session_config(cores))
+            .with_runtime_env(Arc::clone(&runtime))
+            .with_default_features()
+            // generate_series/range are the only default table functions; they
+            // read no files but can run away, so untrusted SQL does without them.
+            .with_table_functions(HashMap::new())
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .build();
+        let planner = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores.min(4))
+            .thread_name("tessera-engine")
+            .thread_stack_size(PLANNER_STACK)
+            .enable_all()
+            .build()
+            .map_err(|e| QueryError::Internal(format!("cannot start the planner threads: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                limits: config.limits.clone(),
+                bundle: RwLock::new(None),
+                installed: watch::channel(0).0,
+                tables: Arc::new(TableCache::new(
+                    config.storage.clone(),
+                    Duration::from_millis(config.table_staleness_ms),
+                )),
+                template,
+                runtime,
+                slots: Arc::new(Semaphore::new(config.limits.max_concurrent_queries.max(1))),
+                waiting: AtomicUsize::new(0),
+                planner: Some(planner),
+                audit: Arc::new(LogAudit),
+            }),
+        })
+    }
+
+    /// Replaces the audit sink (before serving).
+    pub fn with_audit(self, audit: Arc<dyn AuditSink>) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => return Self { inner: shared },
+        };
+        inner.audit = audit;
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Checks a bundle and swaps it in whole; the previous one stays on error.
+    pub fn install(&self, bundle: Bundle) -> Result<(), BundleError> {
+        let version = bundle.version;
+        let compiled = Arc::new(Compiled::new(bundle)?);
+        *self
+            .inner
+            .bundle
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(compiled);
+        self.inner.installed.send_replace(version);
+        Ok(())
+    }
+
+    fn current(&self) -> Result<Arc<Compiled>, QueryError> {
+        self.inner
+            .bundle
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(QueryError::NotReady)
+    }
+
+    /// The version of the bundle in force, 0 before the first.
+    pub fn bundle_version(&self) -> i64 {
+        *self.inner.installed.borrow()
+    }
+
+    /// The hash of the bundle in force.
+    pub fn bundle_hash(&self) -> Option<String> {
+        self.current().ok().map(|c| c.bundle.hash.clone())
+    }
+
+    /// Follows the installed bundle version.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.inner.installed.subscribe()
+    }
+
+    /// The principal holding a presented API key.
+    pub fn authenticate(&self, key: &str) -> Result<Principal, QueryError> {
+        let compiled = self.current()?;
+        let parsed = tessera_contracts::keys::parse(key).ok_or(QueryError::Unauthenticated)?;
+        let index = *compiled.keys.get(parsed.id).ok_or(QueryError::Unauthenticated)?;
+        let principal = &compiled.bundle.content.principals[index];
+        let now = Utc::now();
+        let live = principal.keys.iter().any(|k| {
+            k.id == parsed.id
+                && k.expires_at.is_none_or(|at| at > now)
+                && tessera_contracts::keys::verify(parsed.secret, &k.secret_hash)
+        });
+        if !live {
+            return Err(QueryError::Unauthenticated);
+        }
+        Ok(Principal {
+            name: principal.name.clone(),
+            admin: principal.admin,
+            attributes: principal.attributes.clone(),
+            teams: principal.teams.clone(),
+        })
+    }
+
+    /// A session for `principal`: a view over the shared providers holding only
+    /// the tables the principal may query. Cheap: no table is opened here.
+    pub fn session(&self, principal: &Principal, protocol: Protocol) -> Result<Session, QueryError> {
+        let compiled = self.current()?;
+        let content = &compiled.bundle.content;
+        // Resolved from the current bundle, so a principal removed since
+        // authentication has no session.
+        let holder = content.principal(&principal.name).ok_or(QueryError::Unauthenticated)?;
+        let mut schemas = BTreeMap::new();
+        for (domain, entries) in content.schemas_for(holder, Utc::now().date_naive()) {
+            let tables = entries.into_iter().map(|e| (e.table, e.location.to_string())).collect();
+            schemas.insert(
+                domain.to_string(),
+                Arc::new(DomainSchema {
+                    tables,
+                    cache: Arc::clone(&self.inner.tables),
+                }),
+            );
+        }
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(CATALOG.to_string(), Arc::new(SessionCatalog::new(schemas)));
+        let mut state = self.inner.template.clone();
+        state.register_catalog_list(Arc::new(catalogs));
+        Ok(Session {
+            engine: self.clone(),
+            principal: principal.clone(),
+            protocol,
+            bundle_version: compiled.bundle.version,
+            state: Arc::new(state),
+        })
+    }
+}
+
+/// A principal's view of the mesh, for one query or one connection.
+#[derive(Clone)]
+pub struct Session {
+    engine: Engine,
+    principal: Principal,
+    protocol: Protocol,
+    bundle_version: i64,
+    state: Arc<SessionState>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("principal", &self.principal.name)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The statements untrusted SQL may contain: queries, their EXPLAIN, and SHOW TABLES/COLUMNS.
+fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
+    let refuse = |what: &str| {
+        Err(QueryError::NotAllowed(format!(
+            "{what} is not allowed: the gateway answers queries only (SELECT, WITH, VALUES, EXPLAIN, SHOW TABLES)"
+        )))
+    };
+    match statement {
+        DfStatement::Statement(s) => match s.as_ref() {
+            SqlStatement::Query(_) | SqlStatement::ShowTables { .. } | SqlStatement::ShowColumns { .. } => Ok(()),
+            SqlStatement::Explain { statement, .. } => match statement.as_ref() {
+                SqlStatement::Query(_) => Ok(()),
+                _ => refuse("EXPLAIN of anything but a query"),
+            },
+            other => {
+                let text = other.to_string();
+                let verb: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                refuse(&verb)
+            }
+        },
+        DfStatement::Explain(e) => check_statement(&e.statement),
+        DfStatement::CreateExternalTable(_) => refuse("CREATE EXTERNAL TABLE"),
+        DfStatement::CopyTo(_) => refuse("COPY"),
+        DfStatement::Reset(_) => refuse("RESET"),
+    }
+}
+
+/// The gateway's second fence: whatever the parser let through, a plan that
+/// defines, changes or writes anything is refused.
+fn lockdown() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+impl Session {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn bundle_version(&self) -> i64 {
+        self.bundle_version
+    }
+
+    /// The same session over another DataFusion state derived from this one's
+    /// (the PostgreSQL endpoint adds `pg_catalog` to it).
+    pub fn with_state(mut self, state: SessionState) -> Self {
+        self.state = Arc::new(state);
+        self
+    }
+
+    /// The session's DataFusion state (its catalog holds only what the principal
+    /// may query); for protocol adapters that need catalog metadata.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// Parses, checks and plans one statement, on the planner's threads.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+        let limits = &self.engine.inner.limits;
+        if sql.len() > limits.max_sql_bytes {
+            return Err(QueryError::TooLong {
+                len: sql.len(),
+                max: limits.max_sql_bytes,
+            });
+        }
+        let deadline = tokio::time::Instant::now() + limits.query_timeout();
+        self.plan_until(sql, deadline).await
+    }
+
+    async fn plan_until(&self, sql: &str, deadline: tokio::time::Instant) -> Result<LogicalPlan, QueryError> {
+        let depth = self.engine.inner.limits.max_parse_depth;
+        let state = Arc::clone(&self.state);
+        let sql = sql.to_string();
+        let planner = self
+            .engine
+            .inner
+            .planner
+            .as_ref()
+            .ok_or_else(|| QueryError::Internal("the planner has stopped".into()))?;
+        let task = planner.spawn(async move {
+            let mut statements = DFParserBuilder::new(sql.as_str())
+                .with_dialect(&PostgreSqlDialect {})
+                .with_recursion_limit(depth)
+                .build()
+                .and_then(|mut p| p.parse_statements())
+                .map_err(|e| QueryError::Syntax(e.to_string().trim_start_matches("SQL error: ").to_string()))?;
+            let statement = match (statements.pop_front(), statements.is_empty()) {
+                (Some(s), true) => s,
+                (None, _) => return Err(QueryError::Syntax("the SQL text holds no statement".into())),
+                (Some(_), false) => {
+                    return Err(QueryError::NotAllowed("one statement per query, please".into()));
+                }
+            };
+            check_statement(&statement)?;
+            let plan = state.statement_to_plan(statement).await?;
+            lockdown()
+                .verify_plan(&plan)
+                .map_err(|e| QueryError::NotAllowed(e.to_string()))?;
+            Ok(plan)
+        });
+        let secs = self.engine.inner.limits.query_timeout().as_secs_f64();
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(planned)) => planned,
+            Ok(Err(join)) => Err(QueryError::Internal(format!("planning failed: {join}"))),
+            Err(_) => Err(QueryError::Timeout { secs }),
+        }
+    }
+
+    /// Runs one SQL statement: admission, planning, execution under the limits.
+    pub async fn sql(&self, sql: &str) -> Result<QueryStream, QueryError> {
+        self.run(sql, None, None).await
+    }
+
+    /// Runs a plan made by [`Session::plan`] (a prepared statement), with parameters.
+    pub async fn execute(&self, sql: &str, plan: LogicalPlan, params: ParamValues) -> Result<QueryStream, QueryError> {
+        self.run(sql, Some(plan), Some(params)).await
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        plan: Option<LogicalPlan>,
+        params: Option<ParamValues>,
+    ) -> Result<QueryStream, QueryError> {
+        let started = Instant::now();
+        let id = uuid::Uuid::new_v4();
+        let inner = &self.engine.inner;
+        let limits = &inner.limits;
+        let deadline = tokio::time::Instant::now() + limits.query_timeout();
+        let audit = Audit {
+            sink: Arc::clone(&inner.audit),
+            record: Some(QueryRecord {
+                id,
+                principal: self.principal.name.clone(),
+                protocol: self.protocol,
+                sql: sql.to_string(),
+                bundle_version: self.bundle_version,
+                rows: 0,
+                bytes: 0,
+                elapsed: Duration::ZERO,
+                outcome: Ok(()),
+            }),
+            started,
+        };
+        let result = async {
+            if sql.len() > limits.max_sql_bytes {
+                return Err(QueryError::TooLong {
+                    len: sql.len(),
+                    max: limits.max_sql_bytes,
+                });
+            }
+            let permit = self.admit(deadline).await?;
+            let plan = match plan {
+                Some(plan) => plan,
+                None => self.plan_until(sql, deadline).await?,
+            };
+            let plan = match params {
+                Some(params) => plan.with_param_values(params)?,
+                None => plan,
+            };
+            let physical = self.physical(plan, deadline).await?;
+            let task = self.task_context()?;
+            let stream = execute_stream(physical, task)?;
+            Ok((permit, self.drive(stream)?))
+        }
+        .await;
+        match result {
+            Ok((permit, stream)) => Ok(QueryStream {
+                id,
+                schema: stream.schema(),
+                inner: stream,
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                timeout_secs: limits.query_timeout().as_secs_f64(),
+                max_rows: limits.max_result_rows,
+                max_bytes: limits.max_result_bytes,
+                rows: 0,
+                bytes: 0,
+                done: false,
+                _permit: permit,
+                audit,
+            }),
+            Err(e) => {
+                audit.finish(0, 0, Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Executes on the engine's own threads and hands batches over through a
+    /// small channel: CPU-heavy operators never hold up the threads that serve
+    /// connections and timers, so a deadline fires on time even while a runaway
+    /// join is busy; dropping the receiver stops the query at its next batch.
+    fn drive(&self, mut stream: SendableRecordBatchStream) -> Result<SendableRecordBatchStream, QueryError> {
+        use futures::StreamExt;
+        let schema = stream.schema();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let runtime = self
+            .engine
+            .inner
+            .planner
+            .as_ref()
+            .ok_or_else(|| QueryError::Internal("the engine has stopped".into()))?;
+        runtime.spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    () = tx.closed() => break,
+                };
+                let Some(item) = next else { break };
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, batches),
+        ))
+    }
+
+    /// Waits for an execution slot, within the queue's bounds.
+    async fn admit(&self, deadline: tokio::time::Instant) -> Result<OwnedSemaphorePermit, QueryError> {
+        let inner = &self.engine.inner;
+        if let Ok(permit) = Arc::clone(&inner.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        let busy = || QueryError::Busy {
+            running: inner.limits.max_concurrent_queries,
+            queued: inner.waiting.load(Ordering::Relaxed),
+        };
+        if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.limits.max_queued_queries {
+            inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(busy());
+        }
+        let wait_until = deadline.min(tokio::time::Instant::now() + inner.limits.queue_timeout());
+        let acquired = tokio::time::timeout_at(wait_until, Arc::clone(&inner.slots).acquire_owned()).await;
+        let result = match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(QueryError::Internal("the engine is shutting down".into())),
+            Err(_) => Err(busy()),
+        };
+        inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    async fn physical(
+        &self,
+        plan: LogicalPlan,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<dyn ExecutionPlan>, QueryError> {
+        let state = Arc::clone(&self.state);
+        let planner = self
+            .engine
+            .inner
+            .planner
+            .as_ref()
+            .ok_or_else(|| QueryError::Internal("the planner has stopped".into()))?;
+        let task = planner.spawn(async move { state.create_physical_plan(&plan).await.map_err(QueryError::from) });
+        let secs = self.engine.inner.limits.query_timeout().as_secs_f64();
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(planned)) => planned,
+            Ok(Err(join)) => Err(QueryError::Internal(format!("planning failed: {join}"))),
+            Err(_) => Err(QueryError::Timeout { secs }),
+        }
+    }
+
+    /// The query's own runtime: its memory pool and spill cap over the shared
+    /// caches and object stores.
+    fn task_context(&self) -> Result<Arc<TaskContext>, QueryError> {
+        let inner = &self.engine.inner;
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(inner.limits.query_memory_bytes),
+            NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+        );
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&inner.runtime)
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_max_temp_directory_size(inner.limits.query_spill_bytes),
+            )
+            .build_arc()?;
+        Ok(Arc::new(TaskContext::from(self.state.as_ref()).with_runtime(runtime)))
+    }
+}
+
+/// Reports a query once, when its stream ends or is dropped.
+struct Audit {
+    sink: Arc<dyn AuditSink>,
+    record: Option<QueryRecord>,
+    started: Instant,
+}
+
+impl Audit {
+    fn finish(mut self, rows: u64, bytes: u64, outcome: Result<(), QueryError>) {
+        self.report(rows, bytes, outcome);
+    }
+
+    fn report(&mut self, rows: u64, bytes: u64, outcome: Result<(), QueryError>) {
+        if let Some(mut record) = self.record.take() {
+            record.rows = rows;
+            record.bytes = bytes;
+            record.elapsed = self.started.elapsed();
+            record.outcome = outcome;
+            self.sink.record(record);
+        }
+    }
+}
+
+/// A running query's results: Arrow batches under the query's deadline and
+/// result caps. Dropping it cancels the query.
+pub struct QueryStream {
+    pub id: uuid::Uuid,
+    schema: SchemaRef,
+    inner: SendableRecordBatchStream,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout_secs: f64,
+    max_rows: u64,
+    max_bytes: u64,
+    rows: u64,
+    bytes: u64,
+    done: bool,
+    _permit: OwnedSemaphorePermit,
+    audit: Audit,
+}
+
+impl QueryStream {
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.audit.started.elapsed()
+    }
+
+    fn fail(&mut self, error: QueryError) -> Poll<Option<datafusion::error::Result<RecordBatch>>> {
+        self.done = true;
+        self.audit.report(self.rows, self.bytes, Err(error.clone()));
+        Poll::Ready(Some(Err(error.into_datafusion())))
+    }
+
+    /// Collects the whole result (for tests and small in-process queries).
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>, QueryError> {
+        use futures::StreamExt;
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next().await {
+            batches.push(batch.map_err(QueryError::from)?);
+        }
+        Ok(batches)
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let secs = self.timeout_secs;
+            return self.fail(QueryError::Timeout { secs });
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.done = true;
+                let (rows, bytes) = (self.rows, self.bytes);
+                self.audit.report(rows, bytes, Ok(()));
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let error = QueryError::from(e);
+                self.fail(error)
+            }
+            Poll::Ready(Some(Ok(batch))) => {
+                self.rows += batch.num_rows() as u64;
+                self.bytes += batch.get_array_memory_size() as u64;
+                if self.rows > self.max_rows {
+                    let max = self.max_rows;
+                    return self.fail(QueryError::TooManyRows { max });
+                }
+                if self.bytes > self.max_bytes {
+                    let max = self.max_bytes;
+                    return self.fail(QueryError::TooManyBytes { max });
+                }
+                Poll::Ready(Some(Ok(batch)))
+            }
+        }
+    }
+}
+
+impl RecordBatchStream for QueryStream {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+impl Drop for QueryStream {
+    fn drop(&mut self) {
+        if !self.done {
+            let (rows, bytes) = (self.rows, self.bytes);
+            self.audit
+                .report(rows, bytes, Err(QueryError::Internal("cancelled by the client".into())));
+        }
+    }
+}
+
+use std::future::Future;

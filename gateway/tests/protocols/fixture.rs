@@ -1,0 +1,243 @@
+//! A gateway on loopback over the demo mesh at a small scale factor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use chrono::Utc;
+use futures::TryStreamExt;
+use tessera_contracts::api::{Attributes, OutputPort, Visibility};
+use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePrincipal, BundleProduct};
+use tessera_contracts::lifecycle::ProductStatus;
+use tessera_gateway::{Engine, GatewayConfig, Limits};
+use tokio::net::TcpListener;
+
+pub const SCALE: f64 = 0.01;
+pub const ADMIN_KEY: &str = "tsk_aaaaaaaaaaaa_1111111111111111111111111111111111111111111111111111111111111111";
+pub const ANALYST_KEY: &str = "tsk_bbbbbbbbbbbb_2222222222222222222222222222222222222222222222222222222222222222";
+
+pub struct Fixture {
+    pub engine: Engine,
+    /// Holds the lake for the fixture's lifetime.
+    _dir: tempfile::TempDir,
+    pub products: Vec<BundleProduct>,
+    pub http: SocketAddr,
+    pub pg: SocketAddr,
+    pub flight: SocketAddr,
+}
+
+fn principal(name: &str, key: &str, admin: bool) -> BundlePrincipal {
+    let parsed = tessera_contracts::keys::parse(key).expect("test key");
+    BundlePrincipal {
+        name: name.into(),
+        admin,
+        attributes: Attributes::default(),
+        teams: vec![],
+        keys: vec![BundleKey {
+            id: parsed.id.into(),
+            secret_hash: tessera_contracts::keys::hash_secret(parsed.secret),
+            expires_at: None,
+        }],
+    }
+}
+
+pub fn product(domain: &str, name: &str, location: &str, visibility: Visibility) -> BundleProduct {
+    BundleProduct {
+        domain: domain.into(),
+        name: name.into(),
+        owner_team: format!("{domain}_team"),
+        domain_owner_team: format!("{domain}_team"),
+        visibility,
+        status: ProductStatus::Published,
+        sunset_date: None,
+        tags: vec![],
+        output_ports: vec![OutputPort {
+            major_version: 1,
+            location: location.into(),
+        }],
+    }
+}
+
+impl Fixture {
+    pub async fn start(limits: Limits) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_str().expect("utf-8").to_string();
+        let generated = tessera_lake::tpch::write_mesh(&root, SCALE, &Default::default())
+            .await
+            .expect("demo mesh");
+        let products = generated
+            .iter()
+            .map(|g| product(g.domain, g.product, &g.location, Visibility::Discoverable))
+            .collect();
+        let config = GatewayConfig {
+            limits,
+            table_staleness_ms: 0,
+            ..GatewayConfig::default()
+        };
+        let engine = Engine::new(&config).expect("engine");
+        let fixture_products: Vec<BundleProduct> = products;
+        let mut fixture = Self {
+            engine,
+            _dir: dir,
+            products: fixture_products.clone(),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pg: SocketAddr::from(([127, 0, 0, 1], 0)),
+            flight: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        fixture.install(fixture_products, 1);
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let pg = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let flight = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        fixture.http = http.local_addr().expect("addr");
+        fixture.pg = pg.local_addr().expect("addr");
+        fixture.flight = flight.local_addr().expect("addr");
+        let router = tessera_gateway::http::router(fixture.engine.clone());
+        tokio::spawn(async move { axum::serve(http, router).await });
+        tokio::spawn(tessera_gateway::pg::serve(fixture.engine.clone(), pg));
+        tokio::spawn(tessera_gateway::flight::serve(fixture.engine.clone(), flight));
+        fixture
+    }
+
+    /// Installs a bundle with the admin, the analyst and `products`.
+    pub fn install(&mut self, products: Vec<BundleProduct>, version: i64) {
+        let mut content = BundleContent {
+            products,
+            principals: vec![
+                principal("admin", ADMIN_KEY, true),
+                principal("ana", ANALYST_KEY, false),
+            ],
+        };
+        content.canonicalize();
+        self.engine
+            .install(Bundle::new(version, content, Utc::now()))
+            .expect("bundle installs");
+    }
+
+    pub async fn pg(&self, key: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host(self.pg.ip().to_string())
+            .port(self.pg.port())
+            .user("tester")
+            .dbname("tessera")
+            .password(key)
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    pub async fn flight(&self, key: &str) -> FlightSqlServiceClient<tonic::transport::Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.flight))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connects");
+        let mut client = FlightSqlServiceClient::new(channel);
+        client.set_token(key.to_string());
+        client
+    }
+
+    pub async fn flight_query(
+        &self,
+        key: &str,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>, arrow_flight::error::FlightError> {
+        let mut client = self.flight(key).await;
+        let info = client.execute(sql.to_string(), None).await?;
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        client.do_get(ticket).await?.try_collect().await
+    }
+
+    /// `POST /api/v1/query` asking for an Arrow IPC stream.
+    pub async fn http_query(&self, key: &str, sql: &str) -> Result<Vec<RecordBatch>, (u16, serde_json::Value)> {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/query", self.http))
+            .bearer_auth(key)
+            .header("accept", "application/vnd.apache.arrow.stream")
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .expect("sends");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        if status != 200 {
+            return Err((status, serde_json::from_slice(&bytes).expect("problem json")));
+        }
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("arrow stream");
+        Ok(reader.collect::<Result<Vec<_>, _>>().expect("batches"))
+    }
+}
+
+/// Rows rendered as text cells, numbers normalised, sorted: comparable across
+/// protocols whatever their type mapping and however ties were ordered.
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formats"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| normalise(&f.value(row).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Numbers to 6 significant decimals (engines agree on decimals exactly; on
+/// floating-point aggregates only up to summation order).
+pub fn normalise(cell: &str) -> String {
+    match cell.parse::<f64>() {
+        Ok(v) if cell.contains('.') || cell.contains('e') => format!("{v:.6e}"),
+        Ok(v) => format!("{v}"),
+        Err(_) => cell.to_string(),
+    }
+}
+
+pub fn pg_rows(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| normalise(row.get(i).unwrap_or("NULL")))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Raw DataFusion over the same Delta tables: the reference answers.
+pub async fn reference(fixture: &Fixture) -> datafusion::prelude::SessionContext {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let catalog = ctx.catalog("datafusion").expect("default catalog");
+    for p in &fixture.products {
+        if catalog.schema(&p.domain).is_none() {
+            catalog
+                .register_schema(&p.domain, Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
+                .expect("schema");
+        }
+        let table = tessera_lake::open_table(&p.output_ports[0].location, &Default::default())
+            .await
+            .expect("opens")
+            .expect("exists");
+        let provider = table.table_provider().await.expect("provider");
+        ctx.register_table(format!("{}.{}", p.domain, p.name), provider)
+            .expect("registers");
+    }
+    ctx
+}

@@ -1,0 +1,313 @@
+//! Untrusted SQL: each hostile or runaway input gets a clear, typed error on
+//! every protocol, and a normal query right after succeeds.
+
+use crate::fixture::{ADMIN_KEY, ANALYST_KEY, Fixture, product};
+use tessera_contracts::api::Visibility;
+use tessera_gateway::{Limits, Protocol, QueryError};
+
+const NORMAL: &str = "SELECT count(*) AS n FROM customers.nation";
+
+async fn still_serves(fixture: &Fixture) {
+    let batches = fixture
+        .http_query(ADMIN_KEY, NORMAL)
+        .await
+        .expect("a normal query right after");
+    assert_eq!(crate::fixture::rows(&batches), vec![vec!["25".to_string()]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sql_is_refused_with_clear_errors() {
+    let fixture = Fixture::start(Limits {
+        query_timeout_ms: 3_000,
+        ..Limits::default()
+    })
+    .await;
+    let pg = fixture.pg(ADMIN_KEY).await.expect("connects");
+    // A cartesian product over lineitem: its count is known from the tables'
+    // statistics, so it is answered at once rather than run.
+    let cartesian = fixture
+        .http_query(
+            ADMIN_KEY,
+            "SELECT count(*) FROM sales.lineitem a, sales.lineitem b, sales.lineitem c",
+        )
+        .await
+        .expect("answered from statistics");
+    assert_eq!(
+        crate::fixture::rows(&cartesian),
+        vec![vec![(60_175u128.pow(3)).to_string()]]
+    );
+    let deep = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
+    let in_list = format!(
+        "SELECT count(*) FROM sales.orders WHERE o_orderkey IN ({})",
+        (0..30_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    let cases: Vec<(&str, String, &str, u16)> = vec![
+        ("drop", "DROP TABLE sales.orders".into(), "42501", 403),
+        ("insert", "INSERT INTO sales.orders VALUES (1)".into(), "42501", 403),
+        ("delete", "DELETE FROM sales.orders".into(), "42501", 403),
+        ("create", "CREATE TABLE x AS SELECT 1".into(), "42501", 403),
+        (
+            "external table",
+            "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'".into(),
+            "42501",
+            403,
+        ),
+        ("copy", "COPY (SELECT 1) TO '/tmp/x.csv'".into(), "42501", 403),
+        (
+            "set",
+            "SET datafusion.execution.target_partitions = 1".into(),
+            "42501",
+            403,
+        ),
+        ("file table", "SELECT * FROM '/etc/passwd'".into(), "42P01", 404),
+        (
+            "file function",
+            "SELECT * FROM read_csv('/etc/passwd')".into(),
+            "42883",
+            404,
+        ),
+        (
+            "runaway series",
+            "SELECT * FROM generate_series(1, 1000000000000)".into(),
+            "42883",
+            404,
+        ),
+        (
+            "two statements",
+            "SELECT 1; DROP TABLE sales.orders".into(),
+            "42501",
+            403,
+        ),
+        ("deep nesting", deep, "42601", 400),
+        ("unknown table", "SELECT * FROM sales.nope".into(), "42P01", 404),
+        (
+            "runaway join",
+            "SELECT count(*) FROM sales.lineitem a JOIN sales.lineitem b ON a.l_suppkey = b.l_suppkey \
+             JOIN sales.lineitem c ON b.l_suppkey = c.l_suppkey"
+                .into(),
+            "57014",
+            504,
+        ),
+    ];
+    for (what, sql, sqlstate, status) in &cases {
+        let (got_status, problem) = fixture
+            .http_query(ADMIN_KEY, sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: HTTP accepted it"));
+        assert_eq!(got_status, *status, "{what}: HTTP status {problem}");
+        assert_eq!(problem["sqlstate"], *sqlstate, "{what}: HTTP problem {problem}");
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:tessera:problem:")),
+            "{what}: {problem}"
+        );
+
+        let error = pg
+            .simple_query(sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: PG accepted it"));
+        let code = error.code().map(|c| c.code().to_string());
+        // PostgreSQL's own grammar has no CREATE EXTERNAL TABLE: over the wire it
+        // is a syntax error before it is anything else.
+        let accepted: &[&str] = if *what == "external table" {
+            &["42501", "42601"]
+        } else {
+            &[sqlstate]
+        };
+        assert!(
+            code.as_deref().is_some_and(|c| accepted.contains(&c)),
+            "{what}: PG error {error:?}"
+        );
+
+        let flight = fixture
+            .flight_query(ADMIN_KEY, sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: Flight accepted it"));
+        assert!(flight.to_string().contains(sqlstate), "{what}: Flight error {flight}");
+
+        still_serves(&fixture).await;
+        assert_eq!(
+            pg.simple_query(NORMAL).await.expect("PG still serves").len(),
+            3,
+            "{what}"
+        );
+    }
+
+    // A huge IN list under the size limit runs, or (in a debug build under this
+    // fixture's 3 s limit) times out cleanly; either way the gateway serves on.
+    match fixture.http_query(ADMIN_KEY, &in_list).await {
+        Ok(batches) => assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1),
+        Err((status, problem)) => assert_eq!((status, problem["sqlstate"].as_str()), (504, Some("57014"))),
+    }
+    still_serves(&fixture).await;
+
+    // Text over the limit is refused before parsing.
+    let huge = format!("SELECT 1 -- {}", "x".repeat(300 * 1024));
+    let (status, problem) = fixture.http_query(ADMIN_KEY, &huge).await.expect_err("too long");
+    assert_eq!((status, problem["sqlstate"].as_str()), (413, Some("54000")));
+
+    // Wrong credentials, on every protocol.
+    let wrong = "tsk_cccccccccccc_3333333333333333333333333333333333333333333333333333333333333333";
+    let (status, problem) = fixture.http_query(wrong, NORMAL).await.expect_err("wrong key");
+    assert_eq!((status, problem["sqlstate"].as_str()), (401, Some("28P01")));
+    let Err(error) = fixture.pg(wrong).await else {
+        panic!("PG accepted a wrong key")
+    };
+    assert_eq!(error.code().map(|c| c.code()), Some("28P01"), "{error}");
+    let error = fixture
+        .flight_query(wrong, NORMAL)
+        .await
+        .expect_err("Flight refuses the key");
+    assert!(error.to_string().contains("28P01"), "{error}");
+    still_serves(&fixture).await;
+
+    // Harmless session statements that tools send are answered.
+    for sql in [
+        "SET application_name = 'psql'",
+        "SET extra_float_digits = 3",
+        "SHOW server_version",
+    ] {
+        pg.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_its_memory_limit_fails_and_others_run() {
+    let fixture = Fixture::start(Limits {
+        query_memory_bytes: 2 << 20,
+        query_spill_bytes: 0,
+        ..Limits::default()
+    })
+    .await;
+    let (status, problem) = fixture
+        .http_query(
+            ADMIN_KEY,
+            "SELECT l_orderkey, l_comment, row_number() OVER (ORDER BY l_comment) FROM sales.lineitem ORDER BY l_comment DESC",
+        )
+        .await
+        .expect_err("over its memory");
+    assert_eq!(
+        (status, problem["sqlstate"].as_str()),
+        (422, Some("53200")),
+        "{problem}"
+    );
+    still_serves(&fixture).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_caps_and_concurrency_limits_give_typed_errors() {
+    let fixture = Fixture::start(Limits {
+        max_result_rows: 1_000,
+        ..Limits::default()
+    })
+    .await;
+    let error = fixture
+        .engine
+        .session(
+            &fixture.engine.authenticate(ADMIN_KEY).expect("key"),
+            Protocol::InProcess,
+        )
+        .expect("session")
+        .sql("SELECT * FROM sales.lineitem")
+        .await
+        .expect("starts")
+        .collect()
+        .await
+        .expect_err("over the row cap");
+    assert_eq!(error, QueryError::TooManyRows { max: 1_000 });
+    still_serves(&fixture).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_appear_and_disappear_with_the_bundle() {
+    let mut fixture = Fixture::start(Limits::default()).await;
+    let location = fixture.products[0].output_ports[0].location.clone();
+    let mut products = fixture.products.clone();
+    products.push(product("marketing", "leads", &location, Visibility::Discoverable));
+    fixture.install(products.clone(), 2);
+    let batches = fixture
+        .http_query(ANALYST_KEY, "SELECT count(*) FROM marketing.leads")
+        .await
+        .expect("registered: queryable without a restart");
+    assert_eq!(crate::fixture::rows(&batches), vec![vec!["1500".to_string()]]);
+
+    // Restricted: the analyst's session has no such table ("not found", never "forbidden").
+    products.last_mut().expect("leads").visibility = Visibility::Restricted;
+    fixture.install(products.clone(), 3);
+    let (status, problem) = fixture
+        .http_query(ANALYST_KEY, "SELECT count(*) FROM marketing.leads")
+        .await
+        .expect_err("restricted");
+    assert_eq!(
+        (status, problem["sqlstate"].as_str()),
+        (404, Some("42P01")),
+        "{problem}"
+    );
+    assert!(
+        fixture
+            .http_query(ADMIN_KEY, "SELECT count(*) FROM marketing.leads")
+            .await
+            .is_ok()
+    );
+
+    // Retired: gone for everyone.
+    products.last_mut().expect("leads").status = tessera_contracts::lifecycle::ProductStatus::Retired;
+    fixture.install(products, 4);
+    let (status, _) = fixture
+        .http_query(ADMIN_KEY, "SELECT count(*) FROM marketing.leads")
+        .await
+        .expect_err("retired");
+    assert_eq!(status, 404);
+    let pg = fixture.pg(ADMIN_KEY).await.expect("connects");
+    let error = pg
+        .simple_query("SELECT * FROM marketing.leads")
+        .await
+        .expect_err("retired");
+    assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_reads_an_earlier_delta_version() {
+    let fixture = Fixture::start(Limits::default()).await;
+    let region = fixture
+        .products
+        .iter()
+        .find(|p| p.name == "region")
+        .expect("region")
+        .output_ports[0]
+        .location
+        .clone();
+    let batches = tessera_lake::tpch::batches("region", crate::fixture::SCALE).expect("rows");
+    let version = tessera_lake::write(
+        &region,
+        &Default::default(),
+        batches,
+        tessera_lake::WriteMode::Append,
+        &[],
+    )
+    .await
+    .expect("appends");
+    let count = |batches: Vec<arrow::array::RecordBatch>| crate::fixture::rows(&batches)[0][0].clone();
+    let now = fixture
+        .http_query(ADMIN_KEY, "SELECT count(*) FROM customers.region")
+        .await
+        .expect("latest");
+    assert_eq!(count(now), "10", "new commits are visible within the staleness bound");
+    let before = fixture
+        .http_query(
+            ADMIN_KEY,
+            &format!("SELECT count(*) FROM customers.\"region@v{}\"", version - 1),
+        )
+        .await
+        .expect("time travel");
+    assert_eq!(count(before), "5");
+    let (status, _) = fixture
+        .http_query(ADMIN_KEY, "SELECT count(*) FROM customers.\"region@v99\"")
+        .await
+        .expect_err("no such version");
+    assert_eq!(status, 404);
+}

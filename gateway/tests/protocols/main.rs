@@ -1,0 +1,8 @@
+//! The gateway over real sockets: the TPC-H suite through HTTP, PostgreSQL wire
+//! and Flight SQL against raw DataFusion over the same Delta tables, the
+//! lock-down of untrusted SQL, limits, and products appearing and disappearing
+//! with the bundle.
+
+mod fixture;
+mod hostile;
+mod tpch;

@@ -1,0 +1,64 @@
+//! The 22 TPC-H queries (tables qualified by domain) through every protocol,
+//! each equal to raw DataFusion's answer over the same Delta tables.
+
+use crate::fixture::{ADMIN_KEY, Fixture, pg_rows, reference, rows};
+use tessera_gateway::{Limits, Protocol};
+
+fn queries() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tpch");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .map(|p| {
+            let name = p.file_stem().expect("stem").to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("reads"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_through_every_protocol_equals_raw_datafusion() {
+    let fixture = Fixture::start(Limits::default()).await;
+    let raw = reference(&fixture).await;
+    let queries = queries();
+    assert_eq!(queries.len(), 22, "the suite has 22 queries");
+    let principal = fixture.engine.authenticate(ADMIN_KEY).expect("admin key");
+    let pg = fixture.pg(ADMIN_KEY).await.expect("PostgreSQL wire connects");
+    let mut non_empty = 0;
+    for (name, sql) in &queries {
+        let sql = sql.trim().trim_end_matches(';');
+        let expected = rows(&raw.sql(sql).await.expect(name).collect().await.expect(name));
+        if !expected.is_empty() {
+            non_empty += 1;
+        }
+
+        let session = fixture
+            .engine
+            .session(&principal, Protocol::InProcess)
+            .expect("session");
+        let in_process = session.sql(sql).await.expect(name).collect().await.expect(name);
+        assert_eq!(rows(&in_process), expected, "{name}: in process");
+
+        let http = fixture
+            .http_query(ADMIN_KEY, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: HTTP {e:?}"));
+        assert_eq!(rows(&http), expected, "{name}: HTTP (Arrow)");
+
+        let flight = fixture
+            .flight_query(ADMIN_KEY, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: Flight SQL {e}"));
+        assert_eq!(rows(&flight), expected, "{name}: Flight SQL");
+
+        let simple = pg
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: PG simple {e}"));
+        assert_eq!(pg_rows(&simple), expected, "{name}: PostgreSQL wire, simple protocol");
+    }
+    assert!(non_empty >= 20, "at SF 0.01 most queries return rows ({non_empty})");
+}

@@ -1,0 +1,154 @@
+//! Running the gateway: in the same process as the catalog (`tessera serve`)
+//! or alone against a remote catalog (`tessera gateway`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use tessera_catalog::service::{Catalog, MAX_WATCH};
+use tessera_contracts::bundle::Bundle;
+use tessera_gateway::sync::{BundleSource, SyncError};
+use tessera_gateway::{Engine, GatewayConfig};
+use tokio::net::TcpListener;
+
+/// The catalog in the same process: bundles without a network hop.
+pub struct InProcess(pub Catalog);
+
+#[async_trait]
+impl BundleSource for InProcess {
+    async fn wait(&self, after: i64) -> Result<i64, SyncError> {
+        self.0
+            .watch(after, MAX_WATCH)
+            .await
+            .map(|v| v.version)
+            .map_err(|e| SyncError(e.to_string()))
+    }
+
+    async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError> {
+        let bundle = self.0.build_bundle().await.map_err(|e| SyncError(e.to_string()))?;
+        Ok((Some(bundle.hash.as_str()) != held).then_some(bundle))
+    }
+}
+
+/// The gateway's protocol listeners, bound.
+pub struct Listeners {
+    pg: TcpListener,
+    flight: TcpListener,
+}
+
+/// Where clients connect.
+pub struct Endpoints {
+    http: String,
+    pg: SocketAddr,
+    flight: SocketAddr,
+}
+
+impl Listeners {
+    pub async fn bind(config: &GatewayConfig) -> anyhow::Result<Self> {
+        let pg = TcpListener::bind(config.pg_listen)
+            .await
+            .with_context(|| format!("cannot listen for PostgreSQL wire on {}", config.pg_listen))?;
+        let flight = TcpListener::bind(config.flight_listen)
+            .await
+            .with_context(|| format!("cannot listen for Flight SQL on {}", config.flight_listen))?;
+        Ok(Self { pg, flight })
+    }
+
+    pub fn endpoints(&self, http: &str) -> anyhow::Result<Endpoints> {
+        Ok(Endpoints {
+            http: http.to_string(),
+            pg: self.pg.local_addr()?,
+            flight: self.flight.local_addr()?,
+        })
+    }
+}
+
+impl Endpoints {
+    /// Plain stdout lines: scripts and tests read them.
+    pub fn print(&self, key: Option<&str>) {
+        let key = key.unwrap_or("<API key>");
+        println!("Tessera gateway");
+        println!(
+            "  SQL over HTTP:    curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"sql\": \"SELECT 1\"}}' {}/api/v1/query",
+            self.http
+        );
+        println!(
+            "  PostgreSQL wire:  psql \"host={} port={} dbname=tessera user=me password={key}\"",
+            self.pg.ip(),
+            self.pg.port()
+        );
+        println!(
+            "  Flight SQL:       grpc://{} (Bearer token or Basic auth: the API key)",
+            self.flight
+        );
+    }
+}
+
+/// Installs the first bundle (waiting for it briefly), then keeps following the
+/// catalog and serves PostgreSQL wire and Flight SQL in the background.
+pub async fn start_gateway(engine: &Engine, source: Arc<dyn BundleSource>, listeners: Listeners) {
+    if let Err(e) = tessera_gateway::sync::refresh(engine, source.as_ref()).await {
+        tracing::warn!(error = %e, "no policy bundle yet: the gateway answers 'not ready' until it gets one");
+    }
+    tokio::spawn(tessera_gateway::sync::follow(engine.clone(), source));
+    let pg = engine.clone();
+    tokio::spawn(async move {
+        if let Err(e) = tessera_gateway::pg::serve(pg, listeners.pg).await {
+            tracing::error!(error = %e, "the PostgreSQL wire endpoint stopped");
+        }
+    });
+    let flight = engine.clone();
+    tokio::spawn(async move {
+        if let Err(e) = tessera_gateway::flight::serve(flight, listeners.flight).await {
+            tracing::error!(error = %e, "the Flight SQL endpoint stopped");
+        }
+    });
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// The catalog's URL.
+    #[arg(long, env = "TESSERA_CATALOG_URL", value_name = "URL")]
+    catalog: String,
+    /// An API key of a platform admin, to read policy bundles.
+    #[arg(long, env = "TESSERA_GATEWAY_KEY", value_name = "KEY", hide_env_values = true)]
+    key: String,
+    /// TOML configuration file (its `[gateway]` section).
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// HTTP address of the query endpoint [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
+    /// PostgreSQL wire address [default: 127.0.0.1:5433].
+    #[arg(long, value_name = "ADDR")]
+    pg_listen: Option<SocketAddr>,
+    /// Arrow Flight SQL address [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR")]
+    flight_listen: Option<SocketAddr>,
+}
+
+/// `tessera gateway`: a gateway alone, following a remote catalog.
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let overrides = tessera_gateway::config::Overrides {
+        pg_listen: args.pg_listen,
+        flight_listen: args.flight_listen,
+        http_listen: args.http_listen,
+    };
+    let config = GatewayConfig::load(args.config.as_deref(), &overrides).context("invalid gateway configuration")?;
+    crate::init_logging("text");
+    let engine = Engine::new(&config).context("cannot start the gateway")?;
+    let source = tessera_gateway::sync::HttpSource::new(&args.catalog, &args.key)?;
+    let http = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+    let url = format!("http://{}", http.local_addr()?);
+    let listeners = Listeners::bind(&config).await?;
+    let endpoints = listeners.endpoints(&url)?;
+    start_gateway(&engine, Arc::new(source), listeners).await;
+    endpoints.print(None);
+    axum::serve(http, tessera_gateway::http::router(engine))
+        .with_graceful_shutdown(crate::shutdown_signal())
+        .await?;
+    Ok(())
+}
