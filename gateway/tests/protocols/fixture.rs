@@ -1,5 +1,6 @@
 //! A gateway on loopback over the demo mesh at a small scale factor.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tessera_contracts::api::{Attributes, OutputPort, Visibility};
 use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePrincipal, BundleProduct};
 use tessera_contracts::lifecycle::ProductStatus;
 use tessera_gateway::{Engine, GatewayConfig, Limits};
+use tessera_lake::StorageLocation;
 use tokio::net::TcpListener;
 
 pub const SCALE: f64 = 0.01;
@@ -22,6 +24,8 @@ pub struct Fixture {
     pub engine: Engine,
     /// Holds the lake for the fixture's lifetime.
     _dir: tempfile::TempDir,
+    /// The lake's storage options (for reading it directly).
+    pub options: HashMap<String, String>,
     pub products: Vec<BundleProduct>,
     pub http: SocketAddr,
     pub pg: SocketAddr,
@@ -60,20 +64,66 @@ pub fn product(domain: &str, name: &str, location: &str, visibility: Visibility)
     }
 }
 
+/// Where the fixture's lake lives: a local directory, or a prefix on the
+/// S3-compatible server that `scripts/test` starts.
+pub struct Lake {
+    pub root: String,
+    pub storage: Vec<StorageLocation>,
+}
+
+impl Lake {
+    pub fn options(&self) -> HashMap<String, String> {
+        tessera_lake::storage_options_for(&self.storage, &self.root)
+    }
+
+    /// A fresh prefix in the test bucket of the S3-compatible server named by
+    /// `TESSERA_TEST_S3_ENDPOINT` (credentials are the server's test ones).
+    pub fn s3() -> Self {
+        let endpoint = std::env::var("TESSERA_TEST_S3_ENDPOINT").expect(
+            "TESSERA_TEST_S3_ENDPOINT names the S3-compatible test server: run scripts/test, which starts one",
+        );
+        let bucket = std::env::var("TESSERA_TEST_S3_BUCKET").unwrap_or_else(|_| "tessera-test".into());
+        let options = HashMap::from(
+            [
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let prefix = format!("s3://{bucket}/");
+        Self {
+            root: format!("{prefix}{}", uuid::Uuid::new_v4()),
+            storage: vec![StorageLocation { prefix, options }],
+        }
+    }
+}
+
 impl Fixture {
     pub async fn start(limits: Limits) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().to_str().expect("utf-8").to_string();
-        let generated = tessera_lake::tpch::write_mesh(&root, SCALE, &Default::default())
+        let lake = Lake {
+            root: dir.path().to_str().expect("utf-8").to_string(),
+            storage: Vec::new(),
+        };
+        Self::start_at(limits, dir, lake).await
+    }
+
+    pub async fn start_at(limits: Limits, dir: tempfile::TempDir, lake: Lake) -> Self {
+        let generated = tessera_lake::tpch::write_mesh(&lake.root, SCALE, &lake.options())
             .await
             .expect("demo mesh");
         let products = generated
             .iter()
             .map(|g| product(g.domain, g.product, &g.location, Visibility::Discoverable))
             .collect();
+        let options = lake.options();
         let config = GatewayConfig {
             limits,
             table_staleness_ms: 0,
+            storage: lake.storage,
             ..GatewayConfig::default()
         };
         let engine = Engine::new(&config).expect("engine");
@@ -81,6 +131,7 @@ impl Fixture {
         let mut fixture = Self {
             engine,
             _dir: dir,
+            options,
             products: fixture_products.clone(),
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             pg: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -231,7 +282,7 @@ pub async fn reference(fixture: &Fixture) -> datafusion::prelude::SessionContext
                 .register_schema(&p.domain, Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
                 .expect("schema");
         }
-        let table = tessera_lake::open_table(&p.output_ports[0].location, &Default::default())
+        let table = tessera_lake::open_table(&p.output_ports[0].location, &fixture.options)
             .await
             .expect("opens")
             .expect("exists");

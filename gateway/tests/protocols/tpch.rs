@@ -1,7 +1,7 @@
 //! The 22 TPC-H queries (tables qualified by domain) through every protocol,
 //! each equal to raw DataFusion's answer over the same Delta tables.
 
-use crate::fixture::{ADMIN_KEY, Fixture, pg_rows, reference, rows};
+use crate::fixture::{ADMIN_KEY, Fixture, Lake, pg_rows, reference, rows};
 use tessera_gateway::{Limits, Protocol};
 
 fn queries() -> Vec<(String, String)> {
@@ -21,7 +21,17 @@ fn queries() -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_through_every_protocol_equals_raw_datafusion() {
-    let fixture = Fixture::start(Limits::default()).await;
+    suite(Fixture::start(Limits::default()).await).await;
+}
+
+/// The same suite with the tables on the S3-compatible server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_on_s3_through_every_protocol_equals_raw_datafusion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    suite(Fixture::start_at(Limits::default(), dir, Lake::s3()).await).await;
+}
+
+async fn suite(fixture: Fixture) {
     let raw = reference(&fixture).await;
     let queries = queries();
     assert_eq!(queries.len(), 22, "the suite has 22 queries");
