@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters;
@@ -29,7 +29,7 @@ use datafusion_postgres::pgwire::api::auth::{
 };
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
@@ -87,6 +87,95 @@ fn pg_error(error: &QueryError) -> PgWireError {
     )))
 }
 
+/// What `version()` answers over PostgreSQL wire: clients (SQLAlchemy, JDBC)
+/// parse a PostgreSQL version out of it.
+pub const SERVER_VERSION: &str = "16.6";
+
+fn version_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    let text = format!(
+        "PostgreSQL {SERVER_VERSION} (Tessera {}, Apache DataFusion 55) on x86_64-pc-linux-gnu",
+        env!("CARGO_PKG_VERSION")
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    )
+}
+
+/// `to_regtype(name)`: the OID of a built-in type, NULL for any other (drivers
+/// probe for extension types such as `hstore` this way).
+fn to_regtype_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, Int32Array};
+    use datafusion::common::cast::as_string_array;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    fn oid(name: &str) -> Option<i32> {
+        let name = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+        Some(match name.as_str() {
+            "bool" | "boolean" => 16,
+            "bytea" => 17,
+            "int8" | "bigint" => 20,
+            "int2" | "smallint" => 21,
+            "int4" | "integer" | "int" => 23,
+            "text" => 25,
+            "oid" => 26,
+            "json" => 114,
+            "float4" | "real" => 700,
+            "float8" | "double precision" => 701,
+            "varchar" | "character varying" => 1043,
+            "date" => 1082,
+            "time" => 1083,
+            "timestamp" => 1114,
+            "timestamptz" => 1184,
+            "interval" => 1186,
+            "numeric" | "decimal" => 1700,
+            "uuid" => 2950,
+            "jsonb" => 3802,
+            _ => return None,
+        })
+    }
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = as_string_array(&arrays[0])?;
+            let oids: Int32Array = (0..names.len())
+                .map(|i| (!names.is_null(i)).then(|| oid(names.value(i))).flatten())
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }),
+    )
+}
+
+/// A `pg_*_is_visible(oid)` function: everything in a session is visible to it.
+fn always_visible_udf(name: &str) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        name,
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(v) => ColumnarValue::Scalar(ScalarValue::Boolean((!v.is_null()).then_some(true))),
+                ColumnarValue::Array(a) => {
+                    let visible: datafusion::arrow::array::BooleanArray =
+                        (0..a.len()).map(|i| (!a.is_null(i)).then_some(true)).collect();
+                    ColumnarValue::Array(Arc::new(visible))
+                }
+            })
+        }),
+    )
+}
+
 /// Serves PostgreSQL wire on `listener` until the task is dropped.
 pub async fn serve(engine: Engine, listener: TcpListener) -> std::io::Result<()> {
     let handlers = Arc::new(Handlers::new(engine));
@@ -111,7 +200,7 @@ struct Handlers {
 impl Handlers {
     fn new(engine: Engine) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = "16.6 (Tessera)".into();
+        parameters.server_version = SERVER_VERSION.into();
         parameters.is_superuser = false;
         parameters.default_transaction_read_only = true;
         let any = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
@@ -166,6 +255,9 @@ impl Startup {
         let context = SessionContext::new_with_state(session.state().clone());
         setup_pg_catalog(&context, CATALOG, EmptyContextProvider)
             .map_err(|e| QueryError::Internal(format!("cannot set up pg_catalog: {e}")))?;
+        context.register_udf(version_udf());
+        context.register_udf(to_regtype_udf());
+        context.register_udf(always_visible_udf("pg_type_is_visible"));
         let session = session.with_state(context.state());
         let gate: Arc<dyn QueryHook> = Arc::new(Gate {
             session: session.clone(),
@@ -219,6 +311,10 @@ struct Gate {
 enum Verdict {
     Query,
     Pass,
+    /// Answered with this command tag and nothing else: savepoints, which
+    /// drivers open around their own statements (psycopg, SQLAlchemy), mean
+    /// nothing to a gateway that never writes.
+    Acknowledge(&'static str),
     Refuse(QueryError),
 }
 
@@ -229,6 +325,9 @@ fn judge(statement: &Statement) -> Verdict {
         | Statement::ShowTables { .. }
         | Statement::ShowColumns { .. } => Verdict::Query,
         Statement::ShowVariable { .. } | Statement::ShowVariables { .. } => Verdict::Pass,
+        Statement::Savepoint { .. } => Verdict::Acknowledge("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Verdict::Acknowledge("RELEASE"),
+        Statement::Rollback { savepoint: Some(_), .. } => Verdict::Acknowledge("ROLLBACK"),
         Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Verdict::Pass,
         Statement::Set(set) => {
             let name = match set {
@@ -283,6 +382,7 @@ impl QueryHook for Gate {
     ) -> Option<PgWireResult<Response>> {
         match judge(statement) {
             Verdict::Pass => None,
+            Verdict::Acknowledge(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
             Verdict::Refuse(e) => Some(Err(pg_error(&e))),
             Verdict::Query => {
                 let options = FormatOptions::from_client_metadata(client.metadata());
@@ -302,6 +402,11 @@ impl QueryHook for Gate {
     ) -> Option<PgWireResult<LogicalPlan>> {
         match judge(statement) {
             Verdict::Pass => None,
+            Verdict::Acknowledge(_) => Some(
+                LogicalPlanBuilder::empty(false)
+                    .build()
+                    .map_err(|e| pg_error(&QueryError::from(e))),
+            ),
             Verdict::Refuse(e) => Some(Err(pg_error(&e))),
             Verdict::Query => Some(
                 self.session
@@ -314,7 +419,7 @@ impl QueryHook for Gate {
 
     async fn handle_extended_query(
         &self,
-        _statement: &Statement,
+        statement: &Statement,
         _plan: &LogicalPlan,
         _params: &ParamValues,
         _context: &SessionContext,
@@ -322,7 +427,10 @@ impl QueryHook for Gate {
     ) -> Option<PgWireResult<Response>> {
         // Queries are executed by `Queries::do_query`, which knows the portal's
         // result format; the rest falls through to the other hooks.
-        None
+        match judge(statement) {
+            Verdict::Acknowledge(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            _ => None,
+        }
     }
 }
 

@@ -752,6 +752,23 @@ async fn serve_answers_sql_over_registered_products() {
         );
     }
 
+    // psycopg 3 and SQLAlchemy's inspector (scripts/test installs them and
+    // names the interpreter in TESSERA_TEST_PYTHON).
+    if let Ok(python) = std::env::var("TESSERA_TEST_PYTHON") {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pg_clients.py");
+        let out = Command::new(python)
+            .arg(script)
+            .args(["127.0.0.1", &port.to_string(), &key])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "PostgreSQL clients:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // Retired: "not found".
     let (status, body) = call(
         reqwest::Method::PATCH,

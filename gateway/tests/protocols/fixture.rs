@@ -79,9 +79,8 @@ impl Lake {
     /// A fresh prefix in the test bucket of the S3-compatible server named by
     /// `TESSERA_TEST_S3_ENDPOINT` (credentials are the server's test ones).
     pub fn s3() -> Self {
-        let endpoint = std::env::var("TESSERA_TEST_S3_ENDPOINT").expect(
-            "TESSERA_TEST_S3_ENDPOINT names the S3-compatible test server: run scripts/test, which starts one",
-        );
+        let endpoint = std::env::var("TESSERA_TEST_S3_ENDPOINT")
+            .expect("TESSERA_TEST_S3_ENDPOINT names the S3-compatible test server: run scripts/test, which starts one");
         let bucket = std::env::var("TESSERA_TEST_S3_BUCKET").unwrap_or_else(|_| "tessera-test".into());
         let options = HashMap::from(
             [
