@@ -769,6 +769,24 @@ async fn serve_answers_sql_over_registered_products() {
         );
     }
 
+    // The PostgreSQL JDBC driver (scripts/test installs Debian's and names the jar
+    // in TESSERA_TEST_JDBC_JAR; Java runs the check as a single source file).
+    if let Ok(jar) = std::env::var("TESSERA_TEST_JDBC_JAR") {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/PgJdbc.java");
+        let out = Command::new("java")
+            .args(["-cp", &jar])
+            .arg(source)
+            .args(["127.0.0.1", &port.to_string(), &key])
+            .output()
+            .expect("java runs");
+        assert!(
+            out.status.success(),
+            "JDBC:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // Retired: "not found".
     let (status, body) = call(
         reqwest::Method::PATCH,
