@@ -2,9 +2,10 @@
 //!
 //! Authentication: `authorization: Bearer <API key>` on every call, or the Basic
 //! handshake with the key as password (the answer's bearer token is the key).
-//! Statement and prepared-statement handles carry only the SQL text: each call
-//! plans it again for the principal presenting the token, so a handle is
-//! worthless to anyone else and the server keeps no per-client state.
+//! Statement and prepared-statement handles carry only the SQL text (and a
+//! prepared statement's bound parameters): each call plans it again for the
+//! principal presenting the token, so a handle is worthless to anyone else and
+//! the server keeps no per-client state.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow::record_batch::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -27,6 +29,8 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use base64::Engine as _;
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataMap;
@@ -131,9 +135,26 @@ impl FlightSql {
         Ok(Response::new(info))
     }
 
+    async fn run_prepared(&self, metadata: &MetadataMap, prepared: &Prepared) -> Result<Response<DoGetStream>, Status> {
+        let Some(params) = prepared.values()? else {
+            return self.run(metadata, &prepared.sql).await;
+        };
+        let session = self.session(metadata)?;
+        let plan = session.plan(&prepared.sql).await.map_err(|e| status(&e))?;
+        let stream = session
+            .execute(&prepared.sql, plan, params)
+            .await
+            .map_err(|e| status(&e))?;
+        Self::stream(stream)
+    }
+
     async fn run(&self, metadata: &MetadataMap, sql: &str) -> Result<Response<DoGetStream>, Status> {
         let session = self.session(metadata)?;
         let stream = session.sql(sql).await.map_err(|e| status(&e))?;
+        Self::stream(stream)
+    }
+
+    fn stream(stream: crate::engine::QueryStream) -> Result<Response<DoGetStream>, Status> {
         let schema: SchemaRef = datafusion::execution::RecordBatchStream::schema(&stream);
         let batches = stream.map_err(|e| FlightError::Tonic(Box::new(status(&QueryError::from(e)))));
         let encoded = FlightDataEncoderBuilder::new()
@@ -158,6 +179,50 @@ impl FlightSql {
 }
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+/// A prepared statement's handle: its SQL and, once bound, its parameters (one
+/// row, as an Arrow IPC stream). It holds no server state.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Prepared {
+    sql: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    params: Option<String>,
+}
+
+impl Prepared {
+    fn encode(&self) -> prost::bytes::Bytes {
+        serde_json::to_vec(self).unwrap_or_default().into()
+    }
+
+    fn decode(handle: &[u8]) -> Result<Self, Status> {
+        serde_json::from_slice(handle).map_err(|_| Status::invalid_argument("this handle was not issued by Tessera"))
+    }
+
+    /// The bound parameters as `$1, $2, ...` values.
+    fn values(&self) -> Result<Option<ParamValues>, Status> {
+        let Some(encoded) = &self.params else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| Status::invalid_argument("corrupt parameters in the handle"))?;
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut values = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| Status::invalid_argument(e.to_string()))?;
+            if batch.num_rows() > 0 {
+                for column in batch.columns() {
+                    values.push(
+                        ScalarValue::try_from_array(column, 0).map_err(|e| Status::invalid_argument(e.to_string()))?,
+                    );
+                }
+                break;
+            }
+        }
+        Ok(Some(ParamValues::List(values.into_iter().map(Into::into).collect())))
+    }
+}
 
 fn sql_of(handle: &[u8]) -> Result<String, Status> {
     String::from_utf8(handle.to_vec()).map_err(|_| Status::invalid_argument("this handle was not issued by Tessera"))
@@ -212,8 +277,8 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(request.metadata())?;
-        let sql = sql_of(&query.prepared_statement_handle)?;
-        let schema = Self::schema_of(&session, &sql).await?;
+        let prepared = Prepared::decode(&query.prepared_statement_handle)?;
+        let schema = Self::schema_of(&session, &prepared.sql).await?;
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
 
@@ -231,8 +296,8 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let sql = sql_of(&query.prepared_statement_handle)?;
-        self.run(request.metadata(), &sql).await
+        let prepared = Prepared::decode(&query.prepared_statement_handle)?;
+        self.run_prepared(request.metadata(), &prepared).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -243,20 +308,36 @@ impl FlightSqlService for FlightSql {
         let session = self.session(request.metadata())?;
         let plan = session.plan(&query.query).await.map_err(|e| status(&e))?;
         let schema = plan.schema().as_arrow().clone();
-        let parameters = plan.get_parameter_types().map_err(|e| status(&QueryError::from(e)))?;
-        if !parameters.is_empty() {
-            return Err(Status::unimplemented(
-                "prepared statements with parameters are not supported over Flight SQL yet: inline the values",
-            ));
-        }
+        let mut parameters: Vec<(usize, Option<arrow::datatypes::DataType>)> = plan
+            .get_parameter_types()
+            .map_err(|e| status(&QueryError::from(e)))?
+            .into_iter()
+            .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse().ok()?, t)))
+            .collect();
+        parameters.sort_by_key(|(i, _)| *i);
+        let parameter_schema = Schema::new(
+            parameters
+                .into_iter()
+                .map(|(i, t)| {
+                    arrow::datatypes::Field::new(format!("${i}"), t.unwrap_or(arrow::datatypes::DataType::Utf8), true)
+                })
+                .collect::<Vec<_>>(),
+        );
         let options = IpcWriteOptions::default();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &options)
             .try_into()
             .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+        let IpcMessage(parameter_schema) = SchemaAsIpc::new(&parameter_schema, &options)
+            .try_into()
+            .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
         Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: query.query.into_bytes().into(),
+            prepared_statement_handle: Prepared {
+                sql: query.query,
+                params: None,
+            }
+            .encode(),
             dataset_schema,
-            parameter_schema: Default::default(),
+            parameter_schema,
         })
     }
 
@@ -271,12 +352,35 @@ impl FlightSqlService for FlightSql {
 
     async fn do_put_prepared_statement_query(
         &self,
-        _query: CommandPreparedStatementQuery,
-        _request: Request<PeekableFlightDataStream>,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        Err(Status::unimplemented(
-            "binding parameters over Flight SQL is not supported yet: inline the values",
-        ))
+        self.session(request.metadata())?;
+        let mut prepared = Prepared::decode(&query.prepared_statement_handle)?;
+        let data = request.into_inner().map_err(|e| FlightError::Tonic(Box::new(e)));
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("cannot read the parameters: {e}")))?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows != 1 {
+            return Err(Status::invalid_argument(format!(
+                "bind exactly one row of parameters (got {rows})"
+            )));
+        }
+        let batch = batches
+            .into_iter()
+            .find(|b| b.num_rows() == 1)
+            .ok_or_else(|| Status::invalid_argument("no parameters"))?;
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        writer.write(&batch).map_err(|e| Status::internal(e.to_string()))?;
+        writer.finish().map_err(|e| Status::internal(e.to_string()))?;
+        let ipc = writer.into_inner().map_err(|e| Status::internal(e.to_string()))?;
+        prepared.params = Some(base64::engine::general_purpose::STANDARD.encode(ipc));
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(prepared.encode()),
+        })
     }
 
     async fn get_flight_info_catalogs(

@@ -72,3 +72,47 @@ async fn suite(fixture: Fixture) {
     }
     assert!(non_empty >= 20, "at SF 0.01 most queries return rows ({non_empty})");
 }
+
+/// Prepared statements with parameters: Flight SQL (bound with DoPut) and
+/// PostgreSQL wire (extended protocol), reused with different values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_with_parameters() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use futures::TryStreamExt;
+
+    let fixture = Fixture::start(Limits::default()).await;
+    let sql = "SELECT n_name FROM customers.nation WHERE n_nationkey = $1";
+
+    let mut client = fixture.flight(ADMIN_KEY).await;
+    let mut prepared = client.prepare(sql.to_string(), None).await.expect("prepares");
+    assert_eq!(prepared.parameter_schema().expect("schema").fields().len(), 1);
+    for (key, name) in [(7, "GERMANY"), (0, "ALGERIA")] {
+        let params = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![key]))],
+        )
+        .expect("batch");
+        prepared.set_parameters(params).expect("binds");
+        let info = prepared.execute().await.expect("executes");
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        let batches: Vec<RecordBatch> = client
+            .do_get(ticket)
+            .await
+            .expect("streams")
+            .try_collect()
+            .await
+            .expect("rows");
+        assert_eq!(rows(&batches), vec![vec![name.to_string()]], "Flight SQL with ${key}");
+    }
+    prepared.close().await.expect("closes");
+
+    let pg = fixture.pg(ADMIN_KEY).await.expect("connects");
+    let statement = pg.prepare(sql).await.expect("prepares");
+    for (key, name) in [(7i64, "GERMANY"), (0, "ALGERIA")] {
+        let row = pg.query_one(&statement, &[&key]).await.expect("executes");
+        assert_eq!(row.get::<_, String>(0), name, "PostgreSQL wire with ${key}");
+    }
+}
