@@ -750,6 +750,26 @@ async fn serve_answers_sql_over_registered_products() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // psql's catalog commands: databases, schemas, a table's columns.
+        for (command, expected) in [
+            ("\\l", "tessera"),
+            ("\\dn", "customers"),
+            ("\\d customers.nation", "n_regionkey"),
+        ] {
+            let out = Command::new("psql")
+                .arg(format!(
+                    "host=127.0.0.1 port={port} dbname=tessera user=admin password={key}"
+                ))
+                .args(["-c", command])
+                .output()
+                .expect("psql runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains(expected),
+                "psql {command}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     // psycopg 3 and SQLAlchemy's inspector (scripts/test installs them and
@@ -786,6 +806,55 @@ async fn serve_answers_sql_over_registered_products() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // A key revoked in the catalog stops working at the gateway within seconds.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{base}/principals"),
+        &key,
+        Some(json!({"name": "ana", "kind": "user"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, created) = call(
+        reqwest::Method::POST,
+        format!("{base}/principals/ana/keys"),
+        &key,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let ana = created["key"].as_str().expect("a key").to_string();
+    let ana_query = |expected: u16| {
+        let (url, ana) = (format!("{base}/query"), ana.clone());
+        async move {
+            for _ in 0..50 {
+                let (status, _) = call(
+                    reqwest::Method::POST,
+                    url.clone(),
+                    &ana,
+                    Some(json!({"sql": "SELECT 1"})),
+                )
+                .await;
+                if status == expected {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(ana_query(200).await, "a new key works at the gateway");
+    let id = created["api_key"]["id"].as_str().expect("key id");
+    let (status, body) = call(
+        reqwest::Method::DELETE,
+        format!("{base}/principals/ana/keys/{id}"),
+        &key,
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{body}");
+    assert!(ana_query(401).await, "a revoked key is refused within seconds");
 
     // Retired: "not found".
     let (status, body) = call(

@@ -311,3 +311,43 @@ async fn time_travel_reads_an_earlier_delta_version() {
         .expect_err("no such version");
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_gateway_queues_briefly_then_answers_busy() {
+    let fixture = Fixture::start(Limits {
+        max_concurrent_queries: 1,
+        max_queued_queries: 1,
+        queue_timeout_ms: 300,
+        ..Limits::default()
+    })
+    .await;
+    let admin = fixture.engine.authenticate(ADMIN_KEY).expect("key");
+    let session = fixture.engine.session(&admin, Protocol::InProcess).expect("session");
+    // A result being read holds the only slot.
+    let held = session.sql("SELECT * FROM sales.lineitem").await.expect("runs");
+
+    let started = std::time::Instant::now();
+    let (status, problem) = fixture.http_query(ADMIN_KEY, NORMAL).await.expect_err("busy");
+    assert_eq!(
+        (status, problem["sqlstate"].as_str()),
+        (429, Some("53300")),
+        "{problem}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "it queued first"
+    );
+    let pg = fixture.pg(ADMIN_KEY).await.expect("connects");
+    let error = pg.simple_query(NORMAL).await.expect_err("busy over PG too");
+    assert_eq!(error.code().map(|c| c.code()), Some("53300"));
+
+    // A query queued while the slot frees up runs.
+    let waiting = {
+        let session = session.clone();
+        tokio::spawn(async move { session.sql(NORMAL).await.map(|_| ()) })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(held);
+    waiting.await.expect("joins").expect("ran once the slot was free");
+    still_serves(&fixture).await;
+}
