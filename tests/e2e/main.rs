@@ -878,3 +878,84 @@ async fn serve_answers_sql_over_registered_products() {
     }
     server.terminate();
 }
+
+/// `tessera gateway` alone follows a remote catalog over its REST API (watch,
+/// then the bundle) and serves what the catalog registers.
+#[tokio::test]
+async fn a_standalone_gateway_follows_the_catalog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let lake = dir.path().join("lake");
+    let mesh = tessera_lake::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
+        .await
+        .expect("mesh");
+    let region = mesh.iter().find(|g| g.product == "region").expect("region");
+    let catalog = Server::start(
+        &["--data-dir", data.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let key = catalog.bootstrap_key.clone().expect("key");
+    let base = format!("{}/api/v1", catalog.url);
+
+    let mut gateway = Command::new(BIN)
+        .args(["gateway", "--catalog", &catalog.url, "--key", &key])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--flight-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gateway starts");
+    // Read stdout to its end, so the gateway never writes into a closed pipe.
+    let stdout = gateway.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut query_url = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line.contains("SQL over HTTP:") {
+            query_url = line.split_whitespace().last().map(str::to_string);
+            break;
+        }
+    }
+    let query_url = query_url.expect("the gateway prints its query URL");
+
+    for (path, body) in [
+        ("/teams", json!({"name": "customers_team"})),
+        ("/domains", json!({"name": "customers", "owner_team": "customers_team"})),
+        (
+            "/domains/customers/products",
+            json!({"name": "region", "output_ports": [{"major_version": 1, "location": region.location}]}),
+        ),
+    ] {
+        let (status, body) = call(reqwest::Method::POST, format!("{base}{path}"), &key, Some(body)).await;
+        assert_eq!(status, 201, "{path}: {body}");
+    }
+    let mut answer = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = call(
+            reqwest::Method::POST,
+            query_url.clone(),
+            &key,
+            Some(json!({"sql": "SELECT r_name FROM customers.region WHERE r_regionkey = 3"})),
+        )
+        .await;
+        if status == 200 {
+            answer = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer["rows"], json!([{"r_name": "EUROPE"}]), "{answer}");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    catalog.terminate();
+}
