@@ -81,6 +81,29 @@ pub trait AuditSink: Send + Sync + 'static {
     fn record(&self, record: QueryRecord);
 }
 
+/// Where the governance work rewrites each plan for its principal (policy
+/// barriers, masks, row filters): called after lock-down, before any optimizer
+/// rule, on every protocol's plans.
+pub trait PolicyHook: Send + Sync + 'static {
+    fn rewrite(&self, principal: &Principal, plan: LogicalPlan) -> Result<LogicalPlan, QueryError>;
+}
+
+/// The engine's extension points.
+#[derive(Clone)]
+pub struct Hooks {
+    pub audit: Arc<dyn AuditSink>,
+    pub policy: Option<Arc<dyn PolicyHook>>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            audit: Arc::new(LogAudit),
+            policy: None,
+        }
+    }
+}
+
 /// The default sink: one log line per query.
 #[derive(Debug, Default)]
 pub struct LogAudit;
@@ -135,7 +158,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     planner: Option<tokio::runtime::Runtime>,
-    audit: Arc<dyn AuditSink>,
+    hooks: Hooks,
 }
 
 impl Drop for Inner {
@@ -180,6 +203,11 @@ pub fn session_config(target_partitions: usize) -> SessionConfig {
 
 impl Engine {
     pub fn new(config: &GatewayConfig) -> Result<Self, QueryError> {
+        Self::with_hooks(config, Hooks::default())
+    }
+
+    /// An engine whose queries go through `hooks` (audit sink, policy rewrite).
+    pub fn with_hooks(config: &GatewayConfig, hooks: Hooks) -> Result<Self, QueryError> {
         let internal = |e: DataFusionError| QueryError::Internal(e.to_string());
         let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
         // The shared runtime: Parquet footers and page indexes are cached across
@@ -218,19 +246,9 @@ impl Engine {
                 slots: Arc::new(Semaphore::new(config.limits.max_concurrent_queries.max(1))),
                 waiting: AtomicUsize::new(0),
                 planner: Some(planner),
-                audit: Arc::new(LogAudit),
+                hooks,
             }),
         })
-    }
-
-    /// Replaces the audit sink (before serving).
-    pub fn with_audit(self, audit: Arc<dyn AuditSink>) -> Self {
-        let mut inner = match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner,
-            Err(shared) => return Self { inner: shared },
-        };
-        inner.audit = audit;
-        Self { inner: Arc::new(inner) }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -430,6 +448,8 @@ impl Session {
             .planner
             .as_ref()
             .ok_or_else(|| QueryError::Internal("the planner has stopped".into()))?;
+        let policy = self.engine.inner.hooks.policy.clone();
+        let principal = self.principal.clone();
         let task = planner.spawn(async move {
             let mut statements = DFParserBuilder::new(sql.as_str())
                 .with_dialect(&PostgreSqlDialect {})
@@ -449,7 +469,10 @@ impl Session {
             lockdown()
                 .verify_plan(&plan)
                 .map_err(|e| QueryError::NotAllowed(e.to_string()))?;
-            Ok(plan)
+            match policy {
+                Some(policy) => policy.rewrite(&principal, plan),
+                None => Ok(plan),
+            }
         });
         let secs = self.engine.inner.limits.query_timeout().as_secs_f64();
         match tokio::time::timeout_at(deadline, task).await {
@@ -481,7 +504,7 @@ impl Session {
         let limits = &inner.limits;
         let deadline = tokio::time::Instant::now() + limits.query_timeout();
         let audit = Audit {
-            sink: Arc::clone(&inner.audit),
+            sink: Arc::clone(&inner.hooks.audit),
             record: Some(QueryRecord {
                 id,
                 principal: self.principal.name.clone(),
@@ -675,6 +698,15 @@ pub struct QueryStream {
     audit: Audit,
 }
 
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("id", &self.id)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
 impl QueryStream {
     pub fn rows(&self) -> u64 {
         self.rows
@@ -758,3 +790,84 @@ impl Drop for QueryStream {
 }
 
 use std::future::Future;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    use tessera_contracts::bundle::{BundleContent, BundleKey, BundlePrincipal};
+
+    use super::*;
+
+    const KEY: &str = "tsk_aaaaaaaaaaaa_1111111111111111111111111111111111111111111111111111111111111111";
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<QueryRecord>>);
+
+    impl AuditSink for Arc<Recorder> {
+        fn record(&self, record: QueryRecord) {
+            self.0.lock().expect("lock").push(record);
+        }
+    }
+
+    /// Keeps the first row of every result: visibly a rewrite.
+    struct FirstRowOnly;
+
+    impl PolicyHook for FirstRowOnly {
+        fn rewrite(&self, _principal: &Principal, plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+            Ok(LogicalPlanBuilder::from(plan).limit(0, Some(1))?.build()?)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_query_passes_the_policy_hook_and_is_audited() {
+        let recorder = Arc::new(Recorder::default());
+        let hooks = Hooks {
+            audit: Arc::new(Arc::clone(&recorder)),
+            policy: Some(Arc::new(FirstRowOnly)),
+        };
+        let engine = Engine::with_hooks(&GatewayConfig::default(), hooks).expect("engine");
+        let parsed = tessera_contracts::keys::parse(KEY).expect("key");
+        let content = BundleContent {
+            products: vec![],
+            principals: vec![BundlePrincipal {
+                name: "ana".into(),
+                admin: false,
+                attributes: Attributes::default(),
+                teams: vec![],
+                keys: vec![BundleKey {
+                    id: parsed.id.into(),
+                    secret_hash: tessera_contracts::keys::hash_secret(parsed.secret),
+                    expires_at: None,
+                }],
+            }],
+        };
+        engine.install(Bundle::new(9, content, Utc::now())).expect("installs");
+        let principal = engine.authenticate(KEY).expect("authenticates");
+        let session = engine.session(&principal, Protocol::InProcess).expect("session");
+
+        let batches = session
+            .sql("SELECT x FROM (VALUES (1), (2), (3)) AS t(x)")
+            .await
+            .expect("runs")
+            .collect()
+            .await
+            .expect("rows");
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1, "rewritten");
+        let error = match session.sql("SELECT 1/0").await {
+            Ok(stream) => stream.collect().await.expect_err("fails"),
+            Err(e) => e,
+        };
+        assert_eq!(error.sqlstate(), "22012");
+
+        let records = recorder.0.lock().expect("lock");
+        assert_eq!(records.len(), 2, "one record per query");
+        assert_eq!((records[0].principal.as_str(), records[0].rows), ("ana", 1));
+        assert_eq!((records[0].bundle_version, records[0].outcome.is_ok()), (9, true));
+        assert_eq!(
+            records[1].outcome.as_ref().err().map(QueryError::sqlstate),
+            Some("22012")
+        );
+    }
+}

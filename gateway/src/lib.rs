@@ -16,5 +16,5 @@ pub mod sync;
 pub mod tables;
 
 pub use config::{GatewayConfig, Limits};
-pub use engine::{Engine, Principal, Protocol, QueryStream, Session};
+pub use engine::{AuditSink, Engine, Hooks, PolicyHook, Principal, Protocol, QueryRecord, QueryStream, Session};
 pub use error::QueryError;
