@@ -47,6 +47,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// `text` or `json`.
     pub log_format: String,
+    /// Credentials and endpoints of storage locations (`[[storage]]`), for
+    /// reading Delta tables' metadata; the gateway reads them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<tessera_lake::StorageLocation>,
     /// The gateway's section, read by the gateway (`tessera serve` runs both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<figment::value::Value>,
@@ -62,6 +66,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             log_format: "text".into(),
+            storage: Vec::new(),
             gateway: None,
         }
     }

@@ -53,7 +53,7 @@ impl Application {
         let store = store::connect(&url)
             .await
             .with_context(|| format!("cannot open the catalog database {}", store::redact_url(&url)))?;
-        let catalog = Catalog::new(store);
+        let catalog = Catalog::new(store).with_storage(config.storage.clone());
         let bootstrap_key = catalog
             .bootstrap(config.bootstrap_key.as_ref().map(config::Secret::expose))
             .await

@@ -37,6 +37,8 @@ pub const MAX_WATCH: Duration = Duration::from_secs(25);
 #[derive(Clone)]
 pub struct Catalog {
     pub store: Arc<dyn CatalogStore>,
+    /// Credentials per storage location, for reading tables' metadata.
+    storage: Arc<Vec<tessera_lake::StorageLocation>>,
     pub authz: Authz,
     /// Turns true when the server shuts down, so that parked watches answer at
     /// once instead of holding the shutdown up.
@@ -194,9 +196,16 @@ impl Catalog {
     pub fn new(store: Arc<dyn CatalogStore>) -> Self {
         Self {
             store,
+            storage: Arc::default(),
             authz: Authz,
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// The same catalog reading tables with these storage credentials.
+    pub fn with_storage(mut self, storage: Vec<tessera_lake::StorageLocation>) -> Self {
+        self.storage = Arc::new(storage);
+        self
     }
 
     /// Releases every parked watch; called when the server begins to shut down.
@@ -1034,7 +1043,8 @@ impl Catalog {
         else {
             return Ok(None);
         };
-        let meta = tessera_lake::table_meta(&port.location, &Default::default())
+        let options = tessera_lake::storage_options_for(&self.storage, &port.location);
+        let meta = tessera_lake::table_meta(&port.location, &options)
             .await
             .map_err(|e| ApiError::field(format!("output_ports[major_version={major}]"), e.to_string()))?;
         let Some(meta) = meta else {

@@ -106,6 +106,8 @@ pub struct Overrides {
 impl GatewayConfig {
     /// Defaults < the `[gateway]` section of `file` < `TESSERA_GATEWAY_*`
     /// (nested keys with `__`, e.g. `TESSERA_GATEWAY_LIMITS__QUERY_TIMEOUT_MS`) < flags.
+    /// The file's top-level `[[storage]]` locations (shared with the catalog)
+    /// apply too; `[[gateway.storage]]` ones win for the same prefix.
     pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
         use figment::Figment;
         use figment::providers::{Env, Format, Serialized, Toml};
@@ -113,10 +115,71 @@ impl GatewayConfig {
         if let Some(file) = file {
             figment = figment.merge(Figment::from(Toml::file_exact(file)).focus("gateway"));
         }
-        figment
+        let mut config: Self = figment
             .merge(Env::prefixed("TESSERA_GATEWAY_").split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        if let Some(file) = file {
+            let shared = Figment::from(Toml::file_exact(file));
+            if shared.find_value("storage").is_ok() {
+                let mut storage: Vec<StorageLocation> = shared.extract_inner("storage").map_err(Box::new)?;
+                storage.append(&mut config.storage);
+                config.storage = storage;
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_gives_the_gateway_section_and_shared_storage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(
+            &file,
+            r#"
+listen = "127.0.0.1:9000"
+
+[[storage]]
+prefix = "s3://lake/"
+options = { AWS_REGION = "eu-west-1", AWS_ENDPOINT_URL = "http://minio:9000" }
+
+[gateway]
+pg_listen = "127.0.0.1:6000"
+
+[gateway.limits]
+query_timeout_ms = 5000
+
+[[gateway.storage]]
+prefix = "s3://lake/"
+options = { AWS_REGION = "us-east-1" }
+"#,
+        )
+        .expect("writes");
+        let overrides = Overrides {
+            flight_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7000))),
+            ..Overrides::default()
+        };
+        let config = GatewayConfig::load(Some(&file), &overrides).expect("loads");
+        assert_eq!(config.pg_listen.port(), 6000, "file over default");
+        assert_eq!(config.flight_listen.port(), 7000, "flag over default");
+        assert_eq!(config.limits.query_timeout_ms, 5000);
+        assert_eq!(config.limits.max_sql_bytes, Limits::default().max_sql_bytes);
+        let options = tessera_lake::storage_options_for(&config.storage, "s3://lake/sales/orders");
+        assert_eq!(
+            options.get("AWS_REGION").map(String::as_str),
+            Some("us-east-1"),
+            "the gateway's own wins"
+        );
+        assert!(tessera_lake::storage_options_for(&config.storage, "s3://other/t").is_empty());
+
+        std::fs::write(&file, "[gateway]\npg_lisen = \"127.0.0.1:1\"\n").expect("writes");
+        let error = GatewayConfig::load(Some(&file), &Overrides::default()).expect_err("a typo");
+        assert!(error.to_string().contains("pg_lisen"), "{error}");
     }
 }
