@@ -231,7 +231,7 @@ impl PgWireServerHandlers for Handlers {
 
 /// The connection's state, kept in its session extensions after login.
 struct Conn {
-    session: Session,
+    gate: Arc<Gate>,
     service: Arc<DfSessionService>,
 }
 
@@ -247,24 +247,34 @@ struct Startup {
     parameters: DefaultServerParameterProvider,
 }
 
+/// The principal's session with a `pg_catalog` over its own tables.
+fn pg_session(engine: &Engine, key: &str) -> Result<(Session, SessionContext), QueryError> {
+    let principal = engine.authenticate(key)?;
+    let session = engine.session(&principal, Protocol::Postgres)?;
+    let context = SessionContext::new_with_state(session.state().clone());
+    setup_pg_catalog(&context, CATALOG, EmptyContextProvider)
+        .map_err(|e| QueryError::Internal(format!("cannot set up pg_catalog: {e}")))?;
+    context.register_udf(version_udf());
+    context.register_udf(to_regtype_udf());
+    context.register_udf(always_visible_udf("pg_type_is_visible"));
+    Ok((session.with_state(context.state()), context))
+}
+
 impl Startup {
-    /// The principal's session with a `pg_catalog` over its own tables.
     fn connect(&self, key: &str) -> Result<Conn, QueryError> {
-        let principal = self.engine.authenticate(key)?;
-        let session = self.engine.session(&principal, Protocol::Postgres)?;
-        let context = SessionContext::new_with_state(session.state().clone());
-        setup_pg_catalog(&context, CATALOG, EmptyContextProvider)
-            .map_err(|e| QueryError::Internal(format!("cannot set up pg_catalog: {e}")))?;
-        context.register_udf(version_udf());
-        context.register_udf(to_regtype_udf());
-        context.register_udf(always_visible_udf("pg_type_is_visible"));
-        let session = session.with_state(context.state());
-        let gate: Arc<dyn QueryHook> = Arc::new(Gate {
-            session: session.clone(),
+        let (session, context) = pg_session(&self.engine, key)?;
+        let gate = Arc::new(Gate {
+            engine: self.engine.clone(),
+            key: key.to_string(),
+            session: std::sync::RwLock::new(session),
         });
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![gate, Arc::new(SetShowHook), Arc::new(TransactionStatementHook)];
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::clone(&gate) as Arc<dyn QueryHook>,
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
         let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(context), hooks));
-        Ok(Conn { session, service })
+        Ok(Conn { gate, service })
     }
 }
 
@@ -305,7 +315,29 @@ impl StartupHandler for Startup {
 /// anything: queries run through the engine, harmless session statements pass
 /// to the next hooks, everything else is refused.
 struct Gate {
-    session: Session,
+    engine: Engine,
+    /// The key the connection logged in with: checked again on every new bundle.
+    key: String,
+    session: std::sync::RwLock<Session>,
+}
+
+impl Gate {
+    /// The connection's session under the bundle in force: rebuilt when a new
+    /// bundle arrived, so a long-lived connection sees products appear and
+    /// disappear, and a revoked key stops working, like every other protocol.
+    fn session(&self) -> Result<Session, QueryError> {
+        let current = self
+            .session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if current.bundle_version() == self.engine.bundle_version() {
+            return Ok(current);
+        }
+        let (fresh, _) = pg_session(&self.engine, &self.key)?;
+        *self.session.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+        Ok(fresh)
+    }
 }
 
 enum Verdict {
@@ -386,7 +418,11 @@ impl QueryHook for Gate {
             Verdict::Refuse(e) => Some(Err(pg_error(&e))),
             Verdict::Query => {
                 let options = FormatOptions::from_client_metadata(client.metadata());
-                Some(match self.session.sql(&statement.to_string()).await {
+                let session = match self.session() {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(pg_error(&e))),
+                };
+                Some(match session.sql(&statement.to_string()).await {
                     Ok(stream) => respond(stream, &Format::UnifiedText, options),
                     Err(e) => Err(pg_error(&e)),
                 })
@@ -408,12 +444,10 @@ impl QueryHook for Gate {
                     .map_err(|e| pg_error(&QueryError::from(e))),
             ),
             Verdict::Refuse(e) => Some(Err(pg_error(&e))),
-            Verdict::Query => Some(
-                self.session
-                    .plan(&statement.to_string())
-                    .await
-                    .map_err(|e| pg_error(&e)),
-            ),
+            Verdict::Query => Some(match self.session() {
+                Ok(session) => session.plan(&statement.to_string()).await.map_err(|e| pg_error(&e)),
+                Err(e) => Err(pg_error(&e)),
+            }),
         }
     }
 
@@ -496,7 +530,8 @@ impl ExtendedQueryHandler for Queries {
             let refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
             let params = deserialize_parameters(portal, &refs)?;
             let options = FormatOptions::from_client_metadata(client.metadata());
-            return match conn.session.execute(sql, plan.clone(), params).await {
+            let session = conn.gate.session().map_err(|e| pg_error(&e))?;
+            return match session.execute(sql, plan.clone(), params).await {
                 Ok(stream) => respond(stream, &portal.result_column_format, options),
                 Err(e) => Err(pg_error(&e)),
             };

@@ -225,6 +225,8 @@ async fn result_caps_and_concurrency_limits_give_typed_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_appear_and_disappear_with_the_bundle() {
     let mut fixture = Fixture::start(Limits::default()).await;
+    // A connection opened before the changes follows them too.
+    let early = fixture.pg(ANALYST_KEY).await.expect("connects");
     let location = fixture.products[0].output_ports[0].location.clone();
     let mut products = fixture.products.clone();
     products.push(product("marketing", "leads", &location, Visibility::Discoverable));
@@ -234,6 +236,11 @@ async fn products_appear_and_disappear_with_the_bundle() {
         .await
         .expect("registered: queryable without a restart");
     assert_eq!(crate::fixture::rows(&batches), vec![vec!["1500".to_string()]]);
+    let counted = early
+        .simple_query("SELECT count(*) FROM marketing.leads")
+        .await
+        .expect("appears over PG");
+    assert_eq!(crate::fixture::pg_rows(&counted), vec![vec!["1500".to_string()]]);
 
     // Restricted: the analyst's session has no such table ("not found", never "forbidden").
     products.last_mut().expect("leads").visibility = Visibility::Restricted;
@@ -252,6 +259,15 @@ async fn products_appear_and_disappear_with_the_bundle() {
             .http_query(ADMIN_KEY, "SELECT count(*) FROM marketing.leads")
             .await
             .is_ok()
+    );
+    let error = early
+        .simple_query("SELECT count(*) FROM marketing.leads")
+        .await
+        .expect_err("gone over PG");
+    assert_eq!(
+        error.code().map(|c| c.code()),
+        Some("42P01"),
+        "the open connection follows the bundle"
     );
 
     // Retired: gone for everyone.
