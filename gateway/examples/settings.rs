@@ -1,8 +1,8 @@
 //! Measures the engine settings of `tessera_gateway::engine::session_config` on
-//! the TPC-H suite over the demo mesh: each setting switched off in turn, against
+//! the TPC-H suite over the demo mesh: each setting switched the other way in turn, against
 //! the serving configuration, alternating A B A B, reporting the median total.
 //!
-//! `cargo run --release -p tessera-gateway --example settings -- [SCALE] [ROUNDS]`
+//! `cargo run --profile measure -p tessera-gateway --example settings -- [SCALE] [ROUNDS]`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,11 +81,11 @@ async fn main() {
     let serving = || tessera_gateway::engine::session_config(cores);
     let variants: Vec<(&str, SessionConfig, usize)> = vec![
         (
-            "parquet.pushdown_filters off",
+            "parquet.pushdown_filters on",
             {
                 let mut c = serving();
-                c.options_mut().execution.parquet.pushdown_filters = false;
-                c.options_mut().execution.parquet.reorder_filters = false;
+                c.options_mut().execution.parquet.pushdown_filters = true;
+                c.options_mut().execution.parquet.reorder_filters = true;
                 c
             },
             256 << 20,
