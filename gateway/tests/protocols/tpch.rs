@@ -116,3 +116,96 @@ async fn prepared_statements_with_parameters() {
         assert_eq!(row.get::<_, String>(0), name, "PostgreSQL wire with ${key}");
     }
 }
+
+/// Flight SQL's catalog calls list what the principal may query, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_metadata_lists_the_session() {
+    use arrow::array::{Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+    use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
+    use futures::TryStreamExt;
+
+    let fixture = Fixture::start(Limits::default()).await;
+    let mut client = fixture.flight(ADMIN_KEY).await;
+    async fn fetch(
+        client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+        info: arrow_flight::FlightInfo,
+    ) -> Vec<RecordBatch> {
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        client
+            .do_get(ticket)
+            .await
+            .expect("streams")
+            .try_collect()
+            .await
+            .expect("batches")
+    }
+    fn column(batches: &[RecordBatch], name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in batches {
+            let values = b
+                .column_by_name(name)
+                .expect("column")
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("strings")
+                .clone();
+            out.extend((0..values.len()).map(|i| values.value(i).to_string()));
+        }
+        out
+    }
+
+    let info = client.get_catalogs().await.expect("catalogs");
+    assert_eq!(column(&fetch(&mut client, info).await, "catalog_name"), ["tessera"]);
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .expect("schemas");
+    assert_eq!(
+        column(&fetch(&mut client, info).await, "db_schema_name"),
+        ["customers", "sales", "supply"]
+    );
+    let info = client
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: Some("sales".into()),
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .expect("tables");
+    let tables = fetch(&mut client, info).await;
+    assert_eq!(column(&tables, "table_name"), ["lineitem", "orders"]);
+    let info = client
+        .get_sql_info(vec![SqlInfo::FlightSqlServerName, SqlInfo::FlightSqlServerReadOnly])
+        .await
+        .expect("sql info");
+    assert_eq!(
+        fetch(&mut client, info)
+            .await
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        2
+    );
+
+    // Without a key: unauthenticated.
+    let mut anonymous = fixture.flight(ADMIN_KEY).await;
+    anonymous.clear_token();
+    let error = anonymous.get_catalogs().await.expect_err("needs a key");
+    match error {
+        arrow_flight::error::FlightError::Tonic(status) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
+        other => panic!("{other}"),
+    }
+
+    // The Basic handshake with the key as password gives a working token.
+    let mut basic = fixture.flight(ADMIN_KEY).await;
+    basic.clear_token();
+    basic.handshake("anyone", ADMIN_KEY).await.expect("handshake");
+    let info = basic.get_catalogs().await.expect("catalogs after the handshake");
+    assert_eq!(column(&fetch(&mut basic, info).await, "catalog_name"), ["tessera"]);
+}
