@@ -12,7 +12,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 fn queries() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tpch");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/tpch");
     let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .expect("the TPC-H queries")
         .map(|e| e.expect("entry").path())

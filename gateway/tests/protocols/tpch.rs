@@ -5,7 +5,7 @@ use crate::fixture::{ADMIN_KEY, Fixture, Lake, pg_rows, reference, rows};
 use tessera_gateway::{Limits, Protocol};
 
 fn queries() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tpch");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/tpch");
     let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
