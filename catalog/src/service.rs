@@ -94,6 +94,27 @@ fn page<T>(mut rows: Vec<T>, request: &PageRequest, key: impl Fn(&T) -> String) 
     }
 }
 
+/// Every row of a keyset-paginated store listing, page by page.
+async fn drain<T, F, Fut>(mut fetch: F, key: impl Fn(&T) -> String) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = crate::store::Result<Vec<T>>>,
+{
+    const BATCH: i64 = 500;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let mut rows = fetch(PageRequest { after, limit: BATCH }).await?;
+        let more = rows.len() as i64 > BATCH;
+        rows.truncate(BATCH as usize);
+        after = rows.last().map(&key);
+        out.extend(rows);
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
 fn check_name(path: &str, name: &str) -> Result<(), FieldError> {
     validate_name(name).map_err(|e| FieldError {
         path: path.into(),
@@ -284,58 +305,44 @@ impl Catalog {
     }
 
     async fn bundle_content(&self) -> Result<BundleContent, ApiError> {
-        const BATCH: i64 = 500;
-        let mut domains = BTreeMap::new();
-        let mut request = PageRequest {
-            after: None,
-            limit: BATCH,
-        };
-        loop {
-            let rows = self.store.list_domains(&request).await?;
-            let more = rows.len() as i64 > BATCH;
-            for d in rows.into_iter().take(BATCH as usize) {
-                request.after = Some(d.name.clone());
-                domains.insert(d.name, d.owner_team);
-            }
-            if !more {
-                break;
-            }
-        }
-        let mut products = Vec::new();
-        let mut query = ProductQuery {
-            scope: ProductScope::All,
-            domain: None,
-            tag: None,
-            status: None,
-            owner_team: None,
-            visibility: None,
-            text: None,
-            page: PageRequest {
-                after: None,
-                limit: BATCH,
+        let domains: BTreeMap<String, String> = drain(
+            |page| async move { self.store.list_domains(&page).await },
+            |d: &Domain| d.name.clone(),
+        )
+        .await?
+        .into_iter()
+        .map(|d| (d.name, d.owner_team))
+        .collect();
+        let products = drain(
+            |page| async move {
+                let query = ProductQuery {
+                    scope: ProductScope::All,
+                    domain: None,
+                    tag: None,
+                    status: None,
+                    owner_team: None,
+                    visibility: None,
+                    text: None,
+                    page,
+                };
+                self.store.list_products(&query).await
             },
-        };
-        loop {
-            let rows = self.store.list_products(&query).await?;
-            let more = rows.len() as i64 > BATCH;
-            for p in rows.into_iter().take(BATCH as usize) {
-                query.page.after = Some(format!("{}.{}", p.domain, p.name));
-                products.push(BundleProduct {
-                    domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
-                    domain: p.domain,
-                    name: p.name,
-                    owner_team: p.owner_team,
-                    visibility: p.visibility,
-                    status: p.status,
-                    sunset_date: p.sunset_date,
-                    tags: p.tags,
-                    output_ports: p.output_ports,
-                });
-            }
-            if !more {
-                break;
-            }
-        }
+            |p: &Product| format!("{}.{}", p.domain, p.name),
+        )
+        .await?
+        .into_iter()
+        .map(|p| BundleProduct {
+            domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
+            domain: p.domain,
+            name: p.name,
+            owner_team: p.owner_team,
+            visibility: p.visibility,
+            status: p.status,
+            sunset_date: p.sunset_date,
+            tags: p.tags,
+            output_ports: p.output_ports,
+        })
+        .collect();
         let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (team, principal) in self.store.memberships().await? {
             teams.entry(principal).or_default().push(team);
@@ -348,28 +355,20 @@ impl Catalog {
                 expires_at: stored.key.expires_at,
             });
         }
-        let mut principals = Vec::new();
-        let mut request = PageRequest {
-            after: None,
-            limit: BATCH,
-        };
-        loop {
-            let rows = self.store.list_principals(&request).await?;
-            let more = rows.len() as i64 > BATCH;
-            for p in rows.into_iter().take(BATCH as usize) {
-                request.after = Some(p.name.clone());
-                principals.push(BundlePrincipal {
-                    teams: teams.remove(&p.name).unwrap_or_default(),
-                    keys: keys.remove(&p.name).unwrap_or_default(),
-                    name: p.name,
-                    admin: p.admin,
-                    attributes: p.attributes,
-                });
-            }
-            if !more {
-                break;
-            }
-        }
+        let principals = drain(
+            |page| async move { self.store.list_principals(&page).await },
+            |p: &Principal| p.name.clone(),
+        )
+        .await?
+        .into_iter()
+        .map(|p| BundlePrincipal {
+            teams: teams.remove(&p.name).unwrap_or_default(),
+            keys: keys.remove(&p.name).unwrap_or_default(),
+            name: p.name,
+            admin: p.admin,
+            attributes: p.attributes,
+        })
+        .collect();
         let mut content = BundleContent { products, principals };
         content.canonicalize();
         Ok(content)

@@ -161,6 +161,14 @@ struct Inner {
     hooks: Hooks,
 }
 
+impl Inner {
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, QueryError> {
+        self.planner
+            .as_ref()
+            .ok_or_else(|| QueryError::Internal("the engine has stopped".into()))
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Dropping a runtime from async code panics; let its threads wind down.
@@ -448,15 +456,9 @@ impl Session {
         let depth = self.engine.inner.limits.max_parse_depth;
         let state = Arc::clone(&self.state);
         let sql = sql.to_string();
-        let planner = self
-            .engine
-            .inner
-            .planner
-            .as_ref()
-            .ok_or_else(|| QueryError::Internal("the planner has stopped".into()))?;
         let policy = self.engine.inner.hooks.policy.clone();
         let principal = self.principal.clone();
-        let task = planner.spawn(async move {
+        self.on_engine(deadline, async move {
             let mut statements = DFParserBuilder::new(sql.as_str())
                 .with_dialect(&PostgreSqlDialect {})
                 .with_recursion_limit(depth)
@@ -479,11 +481,22 @@ impl Session {
                 Some(policy) => policy.rewrite(&principal, plan),
                 None => Ok(plan),
             }
-        });
+        })
+        .await
+    }
+
+    /// Runs `work` on the engine's threads (large stacks, apart from the
+    /// threads serving connections), within the query's deadline.
+    async fn on_engine<T: Send + 'static>(
+        &self,
+        deadline: tokio::time::Instant,
+        work: impl Future<Output = Result<T, QueryError>> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let task = self.engine.inner.runtime()?.spawn(work);
         let secs = self.engine.inner.limits.query_timeout().as_secs_f64();
         match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(planned)) => planned,
-            Ok(Err(join)) => Err(QueryError::Internal(format!("planning failed: {join}"))),
+            Ok(Ok(done)) => done,
+            Ok(Err(join)) => Err(QueryError::Internal(format!("the query's task failed: {join}"))),
             Err(_) => Err(QueryError::Timeout { secs }),
         }
     }
@@ -576,13 +589,7 @@ impl Session {
         use futures::StreamExt;
         let schema = stream.schema();
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let runtime = self
-            .engine
-            .inner
-            .planner
-            .as_ref()
-            .ok_or_else(|| QueryError::Internal("the engine has stopped".into()))?;
-        runtime.spawn(async move {
+        self.engine.inner.runtime()?.spawn(async move {
             loop {
                 let next = tokio::select! {
                     next = stream.next() => next,
@@ -631,19 +638,10 @@ impl Session {
         deadline: tokio::time::Instant,
     ) -> Result<Arc<dyn ExecutionPlan>, QueryError> {
         let state = Arc::clone(&self.state);
-        let planner = self
-            .engine
-            .inner
-            .planner
-            .as_ref()
-            .ok_or_else(|| QueryError::Internal("the planner has stopped".into()))?;
-        let task = planner.spawn(async move { state.create_physical_plan(&plan).await.map_err(QueryError::from) });
-        let secs = self.engine.inner.limits.query_timeout().as_secs_f64();
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(planned)) => planned,
-            Ok(Err(join)) => Err(QueryError::Internal(format!("planning failed: {join}"))),
-            Err(_) => Err(QueryError::Timeout { secs }),
-        }
+        self.on_engine(deadline, async move {
+            state.create_physical_plan(&plan).await.map_err(QueryError::from)
+        })
+        .await
     }
 
     /// The query's own runtime: its memory pool and spill cap over the shared
