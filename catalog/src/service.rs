@@ -315,17 +315,9 @@ impl Catalog {
         .collect();
         let products = drain(
             |page| async move {
-                let query = ProductQuery {
-                    scope: ProductScope::All,
-                    domain: None,
-                    tag: None,
-                    status: None,
-                    owner_team: None,
-                    visibility: None,
-                    text: None,
-                    page,
-                };
-                self.store.list_products(&query).await
+                self.store
+                    .list_products(&ProductQuery::unfiltered(ProductScope::All, page))
+                    .await
             },
             |p: &Product| format!("{}.{}", p.domain, p.name),
         )
@@ -874,16 +866,7 @@ impl Catalog {
             limit: MAX_LIMIT,
         };
         loop {
-            let query = ProductQuery {
-                scope: self.authz.product_scope(caller),
-                domain: None,
-                tag: None,
-                status: None,
-                owner_team: None,
-                visibility: None,
-                text: None,
-                page: paging.clone(),
-            };
+            let query = ProductQuery::unfiltered(self.authz.product_scope(caller), paging.clone());
             let rows = self.store.list_products(&query).await?;
             let more = rows.len() > usize::try_from(MAX_LIMIT).unwrap_or(usize::MAX);
             for p in rows.into_iter().take(usize::try_from(MAX_LIMIT).unwrap_or(usize::MAX)) {

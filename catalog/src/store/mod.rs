@@ -73,6 +73,22 @@ pub struct ProductQuery {
     pub page: PageRequest,
 }
 
+impl ProductQuery {
+    /// Every product in `scope`, one page of them, no filter.
+    pub fn unfiltered(scope: ProductScope, page: PageRequest) -> Self {
+        Self {
+            scope,
+            domain: None,
+            tag: None,
+            status: None,
+            owner_team: None,
+            visibility: None,
+            text: None,
+            page,
+        }
+    }
+}
+
 /// A principal to create.
 #[derive(Debug, Clone)]
 pub struct NewPrincipal {
