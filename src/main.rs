@@ -115,7 +115,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("invalid gateway configuration")?;
     init_logging(&config.log_format);
     tracing::info!(?config, ?gateway_config, "starting");
-    let engine = tessera_gateway::Engine::new(&gateway_config).context("cannot start the gateway")?;
+    let control = std::sync::Arc::new(platform::InProcess::default());
+    let source: std::sync::Arc<dyn tessera_gateway::sync::BundleSource> = control.clone();
+    let hooks = tessera_gateway::Hooks {
+        audit: tessera_gateway::sync::Shipper::start(source.clone(), gateway_config.name.clone()),
+    };
+    let engine = tessera_gateway::Engine::with_hooks(&gateway_config, hooks).context("cannot start the gateway")?;
     let extension = tessera_catalog::Extension {
         router: tessera_gateway::http::router(engine.clone()),
         openapi: tessera_gateway::http::openapi(),
@@ -130,8 +135,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let listeners = platform::Listeners::bind(&gateway_config).await?;
     let endpoints = listeners.endpoints(&url)?;
-    let source = std::sync::Arc::new(platform::InProcess(app.catalog().clone()));
-    platform::start_gateway(&engine, source, listeners).await;
+    let _ = control.0.set(app.catalog().clone());
+    // In process, the catalog is never away: no last-known-good bundle to keep.
+    let link = tessera_gateway::sync::Link {
+        engine: engine.clone(),
+        source,
+        name: gateway_config.name.clone(),
+        store: None,
+    };
+    platform::start_gateway(link, listeners).await;
     // Plain stdout lines: scripts and tests read them.
     println!("Tessera catalog listening on {url}");
     println!("  catalog database: {database}");

@@ -7,18 +7,30 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use tessera_catalog::service::{Catalog, MAX_WATCH};
+use tessera_contracts::api::{AuditBatch, GatewayReport};
 use tessera_contracts::bundle::Bundle;
-use tessera_gateway::sync::{BundleSource, SyncError};
+use tessera_gateway::sync::{BundleSource, Link, Refresh, Store, SyncError};
 use tessera_gateway::{Engine, GatewayConfig};
 use tokio::net::TcpListener;
 
-/// The catalog in the same process: bundles without a network hop.
-pub struct InProcess(pub Catalog);
+/// The catalog in the same process: bundles without a network hop. Set once
+/// the catalog is built (the gateway, whose query endpoint the catalog serves,
+/// comes first).
+#[derive(Default)]
+pub struct InProcess(pub std::sync::OnceLock<Catalog>);
+
+impl InProcess {
+    fn catalog(&self) -> Result<&Catalog, SyncError> {
+        self.0
+            .get()
+            .ok_or_else(|| SyncError("the catalog is still starting".into()))
+    }
+}
 
 #[async_trait]
 impl BundleSource for InProcess {
     async fn wait(&self, after: i64) -> Result<i64, SyncError> {
-        self.0
+        self.catalog()?
             .watch(after, MAX_WATCH)
             .await
             .map(|v| v.version)
@@ -26,8 +38,29 @@ impl BundleSource for InProcess {
     }
 
     async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError> {
-        let bundle = self.0.build_bundle().await.map_err(|e| SyncError(e.to_string()))?;
+        let bundle = self
+            .catalog()?
+            .build_bundle()
+            .await
+            .map_err(|e| SyncError(e.to_string()))?;
         Ok((Some(bundle.hash.as_str()) != held).then_some(bundle))
+    }
+
+    async fn report(&self, gateway: &str, report: &GatewayReport) -> Result<(), SyncError> {
+        self.catalog()?
+            .store
+            .report_gateway(gateway, report)
+            .await
+            .map_err(|e| SyncError(e.to_string()))
+    }
+
+    async fn audit(&self, batch: &AuditBatch) -> Result<(), SyncError> {
+        self.catalog()?
+            .store
+            .add_audit(&batch.gateway, &batch.records)
+            .await
+            .map(|_| ())
+            .map_err(|e| SyncError(e.to_string()))
     }
 }
 
@@ -85,13 +118,23 @@ impl Endpoints {
     }
 }
 
-/// Installs the first bundle (waiting for it briefly), then keeps following the
-/// catalog and serves PostgreSQL wire and Flight SQL in the background.
-pub async fn start_gateway(engine: &Engine, source: Arc<dyn BundleSource>, listeners: Listeners) {
-    if let Err(e) = tessera_gateway::sync::refresh(engine, source.as_ref()).await {
-        tracing::warn!(error = %e, "no policy bundle yet: the gateway answers 'not ready' until it gets one");
+/// Installs the first bundle (from the catalog, or else the last-known-good one
+/// saved on disk), then keeps following the catalog and serves PostgreSQL wire
+/// and Flight SQL in the background.
+pub async fn start_gateway(link: Link, listeners: Listeners) {
+    let engine = &link.engine;
+    match link.refresh().await {
+        Ok(Refresh::Installed(_) | Refresh::Unchanged) => {}
+        Ok(Refresh::Refused(e)) => tracing::warn!(error = %e, "the catalog's bundle was refused"),
+        Err(e) => match link.store.as_ref().map(|s| s.restore(engine)) {
+            Some(Ok(Some(version))) => tracing::warn!(error = %e, version,
+                "the catalog is unreachable: serving the last-known-good bundle"),
+            Some(Err(saved)) => tracing::warn!(error = %e, saved = %saved,
+                "the catalog is unreachable and the saved bundle is unusable: the gateway answers 'not ready'"),
+            _ => tracing::warn!(error = %e, "no policy bundle yet: the gateway answers 'not ready' until it gets one"),
+        },
     }
-    tokio::spawn(tessera_gateway::sync::follow(engine.clone(), source));
+    tokio::spawn(link.clone().follow());
     let pg = engine.clone();
     tokio::spawn(async move {
         if let Err(e) = tessera_gateway::pg::serve(pg, listeners.pg).await {
@@ -137,15 +180,27 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let config = GatewayConfig::load(args.config.as_deref(), &overrides).context("invalid gateway configuration")?;
     crate::init_logging("text");
-    let engine = Engine::new(&config).context("cannot start the gateway")?;
-    let source = tessera_gateway::sync::HttpSource::new(&args.catalog, &args.key)?;
+    let source: Arc<dyn BundleSource> = Arc::new(
+        tessera_gateway::sync::HttpSource::new(&args.catalog, &args.key)?
+            .with_max_staleness(config.max_staleness_ms.map(std::time::Duration::from_millis)),
+    );
+    let hooks = tessera_gateway::Hooks {
+        audit: tessera_gateway::sync::Shipper::start(Arc::clone(&source), config.name.clone()),
+    };
+    let engine = Engine::with_hooks(&config, hooks).context("cannot start the gateway")?;
+    let link = Link {
+        engine: engine.clone(),
+        source,
+        name: config.name.clone(),
+        store: Some(Store::new(&config.data_dir)),
+    };
     let http = TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http_listen))?;
     let url = format!("http://{}", http.local_addr()?);
     let listeners = Listeners::bind(&config).await?;
     let endpoints = listeners.endpoints(&url)?;
-    start_gateway(&engine, Arc::new(source), listeners).await;
+    start_gateway(link, listeners).await;
     endpoints.print(None);
     axum::serve(http, tessera_gateway::http::router(engine))
         .with_graceful_shutdown(crate::shutdown_signal())

@@ -4,6 +4,7 @@
 //! (grants, access requests) changes this module and not the handlers.
 
 use tessera_contracts::api::{Domain, Principal, Product, Visibility};
+use tessera_contracts::policy::Target;
 
 use crate::error::ApiError;
 use crate::store::ProductScope;
@@ -13,6 +14,9 @@ use crate::store::ProductScope;
 pub struct Caller {
     pub principal: Principal,
     pub teams: Vec<String>,
+    /// What the caller's live grants cover (for any purpose): restricted
+    /// products they cover are visible to it.
+    pub granted: Vec<Target>,
 }
 
 impl Caller {
@@ -78,15 +82,23 @@ impl Authz {
 
     /// Whether a product's metadata exists for the caller at all.
     pub fn can_see_product(self, caller: &Caller, domain: &Domain, product: &Product) -> bool {
-        product.visibility == Visibility::Discoverable || self.owns_product(caller, domain, product)
+        product.visibility == Visibility::Discoverable
+            || self.owns_product(caller, domain, product)
+            || caller
+                .granted
+                .iter()
+                .any(|t| t.covers(&product.domain, &product.name, &product.tags))
     }
 
     /// The products a listing may return for the caller, as a store filter.
     pub fn product_scope(self, caller: &Caller) -> ProductScope {
-        if caller.is_admin() {
+        if caller.is_admin() || caller.granted.contains(&Target::All) {
             ProductScope::All
         } else {
-            ProductScope::VisibleTo(caller.name().to_string())
+            ProductScope::VisibleTo {
+                principal: caller.name().to_string(),
+                granted: caller.granted.clone(),
+            }
         }
     }
 

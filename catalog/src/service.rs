@@ -27,6 +27,9 @@ use crate::error::ApiError;
 use crate::keys;
 use crate::store::{CatalogStore, NewApiKey, NewContract, NewPrincipal, PageRequest, ProductQuery, ProductScope};
 
+mod governance;
+pub use governance::{PolicySpec, Typed};
+
 /// Default and largest page sizes.
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
@@ -250,7 +253,12 @@ impl Catalog {
             return Ok(None);
         };
         let teams = self.store.principal_teams(&principal.name).await?;
-        Ok(Some(Caller { principal, teams }))
+        let granted = self.granted_targets(&principal, &teams).await?;
+        Ok(Some(Caller {
+            principal,
+            teams,
+            granted,
+        }))
     }
 
     // ------------------------------------------------------------ versions
@@ -321,20 +329,22 @@ impl Catalog {
             },
             |p: &Product| format!("{}.{}", p.domain, p.name),
         )
-        .await?
-        .into_iter()
-        .map(|p| BundleProduct {
-            domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
-            domain: p.domain,
-            name: p.name,
-            owner_team: p.owner_team,
-            visibility: p.visibility,
-            status: p.status,
-            sunset_date: p.sunset_date,
-            tags: p.tags,
-            output_ports: p.output_ports,
-        })
-        .collect();
+        .await?;
+        let mut bundle_products = Vec::with_capacity(products.len());
+        for p in products {
+            let output_ports = self.bundle_ports(&p).await?;
+            bundle_products.push(BundleProduct {
+                domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
+                domain: p.domain,
+                name: p.name,
+                owner_team: p.owner_team,
+                visibility: p.visibility,
+                status: p.status,
+                sunset_date: p.sunset_date,
+                tags: p.tags,
+                output_ports,
+            });
+        }
         let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (team, principal) in self.store.memberships().await? {
             teams.entry(principal).or_default().push(team);
@@ -361,7 +371,14 @@ impl Catalog {
             attributes: p.attributes,
         })
         .collect();
-        let mut content = BundleContent { products, principals };
+        let (grants, masks, row_filters) = self.bundle_policies().await?;
+        let mut content = BundleContent {
+            products: bundle_products,
+            principals,
+            grants,
+            masks,
+            row_filters,
+        };
         content.canonicalize();
         Ok(content)
     }

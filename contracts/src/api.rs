@@ -708,3 +708,184 @@ pub struct Readiness {
     pub status: String,
     pub checks: BTreeMap<String, String>,
 }
+
+// ---------------------------------------------------------------- governance
+
+/// Where an access request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessRequestStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl AccessRequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "approved" => Some(Self::Approved),
+            "denied" => Some(Self::Denied),
+            _ => None,
+        }
+    }
+}
+
+/// A request for access to a product's data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRequestCreate {
+    /// The purpose the data is for; the grant will hold for this purpose only.
+    #[schema(min_length = 1, max_length = 64)]
+    pub purpose: String,
+    #[schema(min_length = 1, max_length = 4000)]
+    pub justification: String,
+}
+
+/// An owner's approval: it becomes a grant to the requester for the request's purpose.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessApproval {
+    /// When the grant ends (none: until revoked).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    #[schema(max_length = 4000)]
+    pub note: Option<String>,
+}
+
+/// An owner's refusal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessDenial {
+    #[serde(default)]
+    #[schema(max_length = 4000)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessRequest {
+    pub id: i64,
+    pub domain: String,
+    pub product: String,
+    pub requester: String,
+    pub purpose: String,
+    pub justification: String,
+    pub status: AccessRequestStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The grant an approval created.
+    #[serde(default)]
+    pub grant_name: Option<String>,
+}
+
+/// What a gateway reports after each bundle it was offered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayReport {
+    /// The bundle it serves (0 and "" before its first).
+    pub version: i64,
+    pub hash: String,
+    /// Set when it refused the last bundle offered (NACK): which, and why.
+    #[serde(default)]
+    pub rejected_version: Option<i64>,
+    #[serde(default)]
+    #[schema(max_length = 4000)]
+    pub error: Option<String>,
+}
+
+/// A gateway's bundle as the catalog last heard of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GatewayState {
+    /// Serving the catalog's current bundle.
+    Synced,
+    /// Serving an older bundle, or silent for too long.
+    Stale,
+    /// Refused the last bundle offered; serving its previous one.
+    Nacked,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayStatus {
+    pub name: String,
+    pub state: GatewayState,
+    pub version: i64,
+    pub hash: String,
+    #[serde(default)]
+    pub rejected_version: Option<i64>,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// One query, as the gateway that ran it recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    pub query_id: String,
+    pub principal: String,
+    /// `http`, `postgres` or `flight`.
+    pub protocol: String,
+    /// The purpose the query counted with.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// A purpose declared but refused (the principal may not declare it).
+    #[serde(default)]
+    pub refused_purpose: Option<String>,
+    #[schema(max_length = 262144)]
+    pub sql: String,
+    /// Products read, as `domain.product`.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// Columns read, as `domain.table.column`.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Masks applied, as `mask:domain.table.column`.
+    #[serde(default)]
+    pub masks: Vec<String>,
+    /// Row filters applied, as `filter:domain.table`.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub bundle_version: i64,
+    /// `ok`, or the error's SQLSTATE.
+    pub outcome: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A batch of audit records from one gateway.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditBatch {
+    #[schema(min_length = 1, max_length = 128)]
+    pub gateway: String,
+    #[schema(max_items = 10000)]
+    pub records: Vec<AuditRecord>,
+}
+
+/// A stored audit record, as product owners read their products' usage.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageRecord {
+    pub id: i64,
+    pub gateway: String,
+    pub record: AuditRecord,
+}

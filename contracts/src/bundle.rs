@@ -7,7 +7,8 @@
 //! run, a description) yields the same hash and no reload.
 //!
 //! Entitlements are evaluated here, once, for every gateway: [`BundleContent::tables_for`]
-//! answers which SQL tables a principal's session holds.
+//! answers which SQL tables a principal's session holds, and with which masks
+//! and row filters (see [`crate::policy`]).
 
 use std::collections::BTreeMap;
 
@@ -16,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::api::{Attributes, OutputPort, Visibility};
+use crate::api::{Attributes, Visibility};
 use crate::keys;
 use crate::lifecycle::ProductStatus;
+use crate::policy::{Asker, GrantSpec, MaskSpec, PolicyColumn, RowFilterSpec, TablePolicy, table_policy};
 
-/// The bundle format this build reads and writes.
-pub const FORMAT: u32 = 1;
+/// The bundle format this build reads and writes (2: policies and port columns).
+pub const FORMAT: u32 = 2;
 
 /// A versioned, content-hashed snapshot of what gateways enforce.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -42,6 +44,12 @@ pub struct Bundle {
 pub struct BundleContent {
     pub products: Vec<BundleProduct>,
     pub principals: Vec<BundlePrincipal>,
+    #[serde(default)]
+    pub grants: Vec<GrantSpec>,
+    #[serde(default)]
+    pub masks: Vec<MaskSpec>,
+    #[serde(default)]
+    pub row_filters: Vec<RowFilterSpec>,
 }
 
 /// A data product as gateways see it.
@@ -58,7 +66,18 @@ pub struct BundleProduct {
     pub sunset_date: Option<NaiveDate>,
     pub tags: Vec<String>,
     /// One Delta table per major version.
-    pub output_ports: Vec<OutputPort>,
+    pub output_ports: Vec<BundlePort>,
+}
+
+/// The Delta table of one major version, with its contract's columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BundlePort {
+    pub major_version: u32,
+    pub location: String,
+    /// The columns of the latest contract of this major version, with their
+    /// classifications (what masks select on); empty before any contract.
+    #[serde(default)]
+    pub columns: Vec<PolicyColumn>,
 }
 
 /// A principal as gateways see it: who it is, what it belongs to, its live keys.
@@ -90,6 +109,8 @@ pub struct TableEntry<'a> {
     pub product: &'a BundleProduct,
     pub major_version: u32,
     pub location: &'a str,
+    /// The masks and row filters the principal's queries get on this table.
+    pub policy: TablePolicy,
 }
 
 /// Why a bundle cannot be served.
@@ -101,6 +122,8 @@ pub enum BundleError {
     Hash { declared: String, computed: String },
     #[error("bundle content is not in canonical order: {0}")]
     Order(String),
+    #[error("bundle cannot be compiled: {0}")]
+    Compile(String),
 }
 
 impl Bundle {
@@ -143,6 +166,17 @@ impl Bundle {
                 w[0].name, w[1].name
             )));
         }
+        let c = &self.content;
+        let names = [
+            ("grant", c.grants.iter().map(|g| g.name.as_str()).collect::<Vec<_>>()),
+            ("mask", c.masks.iter().map(|m| m.name.as_str()).collect()),
+            ("row filter", c.row_filters.iter().map(|f| f.name.as_str()).collect()),
+        ];
+        for (kind, names) in names {
+            if let Some(w) = names.windows(2).find(|w| w[0] >= w[1]) {
+                return Err(BundleError::Order(format!("{kind} {} listed before {}", w[0], w[1])));
+            }
+        }
         Ok(())
     }
 }
@@ -168,6 +202,9 @@ impl BundleContent {
             p.teams.sort();
             p.keys.sort_by(|a, b| a.id.cmp(&b.id));
         }
+        self.grants.sort_by(|a, b| a.name.cmp(&b.name));
+        self.masks.sort_by(|a, b| a.name.cmp(&b.name));
+        self.row_filters.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
     /// The principal holding a presented API key, if the key is live at `now`.
@@ -189,19 +226,20 @@ impl BundleContent {
             .map(|i| &self.principals[i])
     }
 
-    /// The tables of `principal`'s SQL session on `today`, by domain and table name.
+    /// The tables of a session for `asker` at `now`, with their policies.
     ///
     /// A product is served while it is published, or deprecated up to its sunset
     /// date; a draft only to its owners; a retired one to no one. Its data is in
     /// the session of admins, of its owners (members of its team or of its
-    /// domain's team), and of everyone for a discoverable product. The governance
-    /// issue replaces that last rule with grants.
-    pub fn tables_for<'a>(&'a self, principal: &BundlePrincipal, today: NaiveDate) -> Vec<TableEntry<'a>> {
+    /// domain's team), and of principals holding a live grant for the query's
+    /// purpose (see [`crate::policy`]).
+    pub fn tables_for<'a>(&'a self, asker: &Asker<'_>, now: DateTime<Utc>) -> Vec<TableEntry<'a>> {
         let mut out = Vec::new();
         for product in &self.products {
-            if !may_query(principal, product, today) {
+            if !self.may_query(asker, product, now) {
                 continue;
             }
+            let owner = owns(asker.teams, product);
             let current = product.output_ports.iter().map(|p| p.major_version).max();
             for port in &product.output_ports {
                 let table = if Some(port.major_version) == current {
@@ -209,12 +247,23 @@ impl BundleContent {
                 } else {
                     format!("{}__v{}", product.name, port.major_version)
                 };
+                let policy = table_policy(
+                    asker,
+                    owner,
+                    &product.domain,
+                    &product.name,
+                    &product.tags,
+                    &port.columns,
+                    &self.masks,
+                    &self.row_filters,
+                );
                 out.push(TableEntry {
                     domain: &product.domain,
                     table,
                     product,
                     major_version: port.major_version,
                     location: &port.location,
+                    policy,
                 });
             }
         }
@@ -222,41 +271,55 @@ impl BundleContent {
     }
 
     /// Tables by domain, for building a session's schemas.
-    pub fn schemas_for<'a>(
-        &'a self,
-        principal: &BundlePrincipal,
-        today: NaiveDate,
-    ) -> BTreeMap<&'a str, Vec<TableEntry<'a>>> {
+    pub fn schemas_for<'a>(&'a self, asker: &Asker<'_>, now: DateTime<Utc>) -> BTreeMap<&'a str, Vec<TableEntry<'a>>> {
         let mut schemas: BTreeMap<&str, Vec<TableEntry<'a>>> = BTreeMap::new();
-        for entry in self.tables_for(principal, today) {
+        for entry in self.tables_for(asker, now) {
             schemas.entry(entry.domain).or_default().push(entry);
         }
         schemas
     }
+
+    /// Whether `asker` may query `product` at `now` (see [`BundleContent::tables_for`]).
+    pub fn may_query(&self, asker: &Asker<'_>, product: &BundleProduct, now: DateTime<Utc>) -> bool {
+        let owner = asker.admin || owns(asker.teams, product);
+        let served = match product.status {
+            ProductStatus::Draft => owner,
+            ProductStatus::Published => true,
+            ProductStatus::Deprecated => product.sunset_date.is_none_or(|sunset| now.date_naive() <= sunset),
+            ProductStatus::Retired => false,
+        };
+        served
+            && (owner
+                || self
+                    .grants
+                    .iter()
+                    .any(|g| g.gives(asker, &product.domain, &product.name, &product.tags, now, false)))
+    }
 }
 
-fn owns(principal: &BundlePrincipal, product: &BundleProduct) -> bool {
-    principal
-        .teams
+impl BundlePrincipal {
+    /// This principal asking, with a checked purpose.
+    pub fn asker<'a>(&'a self, purpose: Option<&'a str>) -> Asker<'a> {
+        Asker {
+            name: &self.name,
+            admin: self.admin,
+            attributes: &self.attributes,
+            teams: &self.teams,
+            purpose,
+        }
+    }
+}
+
+fn owns(teams: &[String], product: &BundleProduct) -> bool {
+    teams
         .iter()
         .any(|t| *t == product.owner_team || *t == product.domain_owner_team)
-}
-
-/// Whether `principal` may query `product` on `today` (see [`BundleContent::tables_for`]).
-pub fn may_query(principal: &BundlePrincipal, product: &BundleProduct, today: NaiveDate) -> bool {
-    let owner = principal.admin || owns(principal, product);
-    let served = match product.status {
-        ProductStatus::Draft => owner,
-        ProductStatus::Published => true,
-        ProductStatus::Deprecated => product.sunset_date.is_none_or(|sunset| today <= sunset),
-        ProductStatus::Retired => false,
-    };
-    served && (owner || product.visibility == Visibility::Discoverable)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{Subject, Target};
 
     fn product(name: &str, status: ProductStatus, visibility: Visibility, majors: &[u32]) -> BundleProduct {
         BundleProduct {
@@ -270,9 +333,10 @@ mod tests {
             tags: vec![],
             output_ports: majors
                 .iter()
-                .map(|m| OutputPort {
+                .map(|m| BundlePort {
                     major_version: *m,
                     location: format!("/lake/sales/{name}/v{m}"),
+                    columns: vec![],
                 })
                 .collect(),
         }
@@ -288,9 +352,9 @@ mod tests {
         }
     }
 
-    fn names(content: &BundleContent, p: &BundlePrincipal, today: NaiveDate) -> Vec<String> {
+    fn names(content: &BundleContent, p: &BundlePrincipal, now: DateTime<Utc>) -> Vec<String> {
         content
-            .tables_for(p, today)
+            .tables_for(&p.asker(None), now)
             .iter()
             .map(|t| format!("{}.{}", t.domain, t.table))
             .collect()
@@ -298,7 +362,10 @@ mod tests {
 
     #[test]
     fn sessions_hold_what_the_principal_may_query() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 26).expect("date");
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let today = now.date_naive();
         let mut deprecated = product("old", ProductStatus::Deprecated, Visibility::Discoverable, &[1]);
         deprecated.sunset_date = Some(today);
         let mut gone = product("gone", ProductStatus::Deprecated, Visibility::Discoverable, &[1]);
@@ -313,16 +380,26 @@ mod tests {
                 gone,
             ],
             principals: vec![],
+            grants: vec![GrantSpec {
+                name: "everyone-sales".into(),
+                subject: Subject::Group { name: "staff".into() },
+                target: Target::Domain { domain: "sales".into() },
+                purposes: vec![],
+                expires_at: None,
+            }],
+            ..BundleContent::default()
         };
         content.canonicalize();
-        let analyst = principal("ana", &[]);
+        let analyst = principal("ana", &["staff"]);
         assert_eq!(
-            names(&content, &analyst, today),
-            ["sales.old", "sales.orders__v1", "sales.orders"]
+            names(&content, &analyst, now),
+            ["sales.old", "sales.orders__v1", "sales.orders", "sales.secret"]
         );
+        let stranger = principal("sam", &[]);
+        assert!(names(&content, &stranger, now).is_empty(), "no grant, no data");
         let owner = principal("olga", &["sales_team"]);
         assert_eq!(
-            names(&content, &owner, today),
+            names(&content, &owner, now),
             [
                 "sales.old",
                 "sales.orders__v1",
@@ -377,8 +454,8 @@ mod tests {
             expires_at: Some(now + chrono::Duration::hours(1)),
         });
         let content = BundleContent {
-            products: vec![],
             principals: vec![p],
+            ..BundleContent::default()
         };
         let key = format!("tsk_{}_{secret}", "a".repeat(12));
         assert_eq!(content.authenticate(&key, now).map(|p| p.name.as_str()), Some("ana"));

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod names;
 pub mod odcs;
+pub mod policy;
 
 pub use lifecycle::ProductStatus;
 pub use names::{NameError, validate_name};

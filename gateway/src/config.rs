@@ -21,6 +21,12 @@ pub struct GatewayConfig {
     pub data_dir: std::path::PathBuf,
     /// How old a Delta table's snapshot may be before a query looks for newer commits.
     pub table_staleness_ms: u64,
+    /// How long the gateway keeps serving its last-known-good bundle without
+    /// word from the catalog; past it, it refuses queries (fails closed).
+    /// None: serve it for as long as the catalog is away.
+    pub max_staleness_ms: Option<u64>,
+    /// The name this gateway reports to the catalog under (`GET /api/v1/gateways`).
+    pub name: String,
     pub limits: Limits,
     /// Credentials and endpoints per storage location (longest prefix wins).
     pub storage: Vec<StorageLocation>,
@@ -34,9 +40,30 @@ impl Default for GatewayConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             data_dir: ".tessera/gateway".into(),
             table_staleness_ms: 1000,
+            max_staleness_ms: Some(15 * 60 * 1000),
+            name: default_name(),
             limits: Limits::default(),
             storage: Vec::new(),
         }
+    }
+}
+
+/// The host name, as a gateway name (lower case, `[a-z0-9_]`).
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    let name: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(50)
+        .collect();
+    if name.is_empty() {
+        "gateway".into()
+    } else {
+        format!("gw_{name}")
     }
 }
 

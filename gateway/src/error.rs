@@ -10,6 +10,12 @@ pub enum QueryError {
     Unauthenticated,
     #[error("the gateway has no policy bundle yet: it cannot serve queries until it reaches the catalog")]
     NotReady,
+    /// Fail closed: the catalog has not confirmed the bundle for longer than `max_staleness`.
+    #[error(
+        "the gateway's policy bundle (version {version}) was last confirmed by the catalog {age_secs} s ago, \
+         longer than its max_staleness of {max_secs} s: it refuses queries until the catalog is back"
+    )]
+    Stale { version: i64, age_secs: u64, max_secs: u64 },
     #[error("the SQL text is {len} bytes long; the limit is {max}")]
     TooLong { len: usize, max: usize },
     #[error("syntax error: {0}")]
@@ -49,7 +55,7 @@ impl QueryError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "28P01",
-            Self::NotReady => "57P03",
+            Self::NotReady | Self::Stale { .. } => "57P03",
             Self::TooLong { .. } => "54000",
             Self::Syntax(_) => "42601",
             Self::NotAllowed(_) => "42501",
@@ -79,7 +85,7 @@ impl QueryError {
             Self::Syntax(_) | Self::Unsupported(_) | Self::Plan(_) | Self::Data { .. } => 400,
             Self::TooManyRows { .. } | Self::TooManyBytes { .. } | Self::Memory(_) => 422,
             Self::Busy { .. } => 429,
-            Self::NotReady => 503,
+            Self::NotReady | Self::Stale { .. } => 503,
             Self::Timeout { .. } => 504,
             Self::Storage(_) => 502,
             Self::Internal(_) => 500,
@@ -91,6 +97,7 @@ impl QueryError {
         match self {
             Self::Unauthenticated => "unauthenticated",
             Self::NotReady => "not-ready",
+            Self::Stale { .. } => "bundle-stale",
             Self::TooLong { .. } => "sql-too-long",
             Self::Syntax(_) => "sql-syntax",
             Self::NotAllowed(_) => "statement-not-allowed",
@@ -127,6 +134,7 @@ impl QueryError {
             DataFusionError::Plan(_) => classify_plan(message),
             DataFusionError::ArrowError(e, _) => classify_arrow(e, message),
             DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => Self::Storage(message),
+            DataFusionError::ParquetError(_) => classify_parquet(message),
             DataFusionError::Execution(_) | DataFusionError::External(_) => classify_execution(message),
             _ => Self::Internal(message),
         }
@@ -220,6 +228,22 @@ fn classify_arrow(error: &arrow::error::ArrowError, message: String) -> QueryErr
         _ => return QueryError::Internal(message),
     };
     QueryError::Data { sqlstate, message }
+}
+
+/// The Parquet reader evaluates pushed-down predicates itself and reports
+/// their failures as its own: they are the query's data errors, not storage ones.
+fn classify_parquet(message: String) -> QueryError {
+    let lower = message.to_lowercase();
+    if lower.contains("dividebyzero") || lower.contains("divide by zero") {
+        QueryError::Data {
+            sqlstate: "22012",
+            message: "Divide by zero error".into(),
+        }
+    } else if lower.contains("error evaluating filter predicate") {
+        classify_execution(message)
+    } else {
+        QueryError::Storage(message)
+    }
 }
 
 fn classify_execution(message: String) -> QueryError {

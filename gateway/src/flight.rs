@@ -40,12 +40,15 @@ use crate::engine::{Engine, Protocol, Session};
 use crate::error::QueryError;
 use crate::tables::CATALOG;
 
+/// The gRPC header declaring a query's purpose.
+pub const PURPOSE_HEADER: &str = "tessera-purpose";
+
 /// Maps a query error to its gRPC status (the SQLSTATE leads the message).
 pub fn status(error: &QueryError) -> Status {
     let message = format!("{} (SQLSTATE {})", error, error.sqlstate());
     match error {
         QueryError::Unauthenticated => Status::unauthenticated(message),
-        QueryError::NotReady => Status::unavailable(message),
+        QueryError::NotReady | QueryError::Stale { .. } => Status::unavailable(message),
         QueryError::NotAllowed(_) => Status::permission_denied(message),
         QueryError::NotFound(_) => Status::not_found(message),
         QueryError::Unsupported(_) => Status::unimplemented(message),
@@ -116,8 +119,10 @@ impl FlightSql {
             })
             .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <API key>` or use the handshake"))?;
         let principal = self.engine.authenticate(&token).map_err(|e| status(&e))?;
+        // The query's purpose travels as a header, like the key.
+        let purpose = metadata.get(PURPOSE_HEADER).and_then(|v| v.to_str().ok());
         self.engine
-            .session(&principal, Protocol::FlightSql)
+            .session(&principal, Protocol::FlightSql, purpose)
             .map_err(|e| status(&e))
     }
 
@@ -140,11 +145,7 @@ impl FlightSql {
             return self.run(metadata, &prepared.sql).await;
         };
         let session = self.session(metadata)?;
-        let plan = session.plan(&prepared.sql).await.map_err(|e| status(&e))?;
-        let stream = session
-            .execute(&prepared.sql, plan, params)
-            .await
-            .map_err(|e| status(&e))?;
+        let stream = session.execute(&prepared.sql, params).await.map_err(|e| status(&e))?;
         Self::stream(stream)
     }
 

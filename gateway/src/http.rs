@@ -95,7 +95,10 @@ pub fn problem(error: &QueryError, query_id: Option<&str>) -> Response {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
-    if matches!(error, QueryError::Busy { .. } | QueryError::NotReady) {
+    if matches!(
+        error,
+        QueryError::Busy { .. } | QueryError::NotReady | QueryError::Stale { .. }
+    ) {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -172,15 +175,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
+/// The HTTP header declaring a query's purpose.
+pub const PURPOSE_HEADER: &str = "tessera-purpose";
+
 /// Run a SQL query over the products the caller may query.
 ///
 /// The result is streamed as it is produced, in the format `Accept` names:
 /// `application/json` (default), `application/x-ndjson` (one object per row),
 /// `text/csv` (with a header row) or `application/vnd.apache.arrow.stream`.
 /// The `Tessera-Query-Id` header names the query. Errors found before the first
-/// row are problem+json with the query's `sqlstate`.
+/// row are problem+json with the query's `sqlstate`. `Tessera-Purpose` declares
+/// what the data is for (it counts when the caller may declare it).
 #[utoipa::path(post, path = "/api/v1/query", tag = "query", request_body = QueryRequest,
     security(("bearer" = [])),
+    params(("Tessera-Purpose" = Option<String>, Header, description = "The query's purpose, e.g. `analytics`")),
     responses(
         (status = 200, description = "The result", headers(("Tessera-Query-Id" = String)),
             content(
@@ -226,7 +234,8 @@ pub async fn query(State(engine): State<Engine>, headers: HeaderMap, body: Bytes
             return response;
         }
     };
-    let session = match engine.session(&principal, Protocol::Http) {
+    let purpose = headers.get(PURPOSE_HEADER).and_then(|v| v.to_str().ok());
+    let session = match engine.session(&principal, Protocol::Http, purpose) {
         Ok(s) => s,
         Err(e) => return problem(&e, None),
     };

@@ -11,10 +11,11 @@ pub mod error;
 pub mod flight;
 pub mod http;
 pub mod pg;
+pub mod policy;
 pub mod quality;
 pub mod sync;
 pub mod tables;
 
 pub use config::{GatewayConfig, Limits};
-pub use engine::{AuditSink, Engine, Hooks, PolicyHook, Principal, Protocol, QueryRecord, QueryStream, Session};
+pub use engine::{AuditSink, Engine, Hooks, Principal, Protocol, QueryRecord, QueryStream, Session, Touched};
 pub use error::QueryError;

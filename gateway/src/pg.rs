@@ -247,10 +247,31 @@ struct Startup {
     parameters: DefaultServerParameterProvider,
 }
 
+/// The setting that declares a connection's purpose: `SET tessera.purpose = 'fraud'`,
+/// or at connection time `options='-c tessera.purpose=fraud'`.
+const PURPOSE_SETTING: &str = "tessera.purpose";
+
+/// The purpose in a startup `options` parameter (`-c name=value` or `--name=value`).
+fn startup_purpose(options: &str) -> Option<String> {
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let setting = match word {
+            "-c" => words.next(),
+            w => w.strip_prefix("--").or_else(|| w.strip_prefix("-c")),
+        };
+        if let Some((name, value)) = setting.and_then(|s| s.split_once('='))
+            && name.eq_ignore_ascii_case(PURPOSE_SETTING)
+        {
+            return Some(value.to_string());
+        }
+    }
+    None
+}
+
 /// The principal's session with a `pg_catalog` over its own tables.
-fn pg_session(engine: &Engine, key: &str) -> Result<(Session, SessionContext), QueryError> {
+fn pg_session(engine: &Engine, key: &str, purpose: Option<&str>) -> Result<(Session, SessionContext), QueryError> {
     let principal = engine.authenticate(key)?;
-    let session = engine.session(&principal, Protocol::Postgres)?;
+    let session = engine.session(&principal, Protocol::Postgres, purpose)?;
     let context = SessionContext::new_with_state(session.state().clone());
     setup_pg_catalog(&context, CATALOG, EmptyContextProvider)
         .map_err(|e| QueryError::Internal(format!("cannot set up pg_catalog: {e}")))?;
@@ -261,11 +282,12 @@ fn pg_session(engine: &Engine, key: &str) -> Result<(Session, SessionContext), Q
 }
 
 impl Startup {
-    fn connect(&self, key: &str) -> Result<Conn, QueryError> {
-        let (session, context) = pg_session(&self.engine, key)?;
+    fn connect(&self, key: &str, purpose: Option<String>) -> Result<Conn, QueryError> {
+        let (session, context) = pg_session(&self.engine, key, purpose.as_deref())?;
         let gate = Arc::new(Gate {
             engine: self.engine.clone(),
             key: key.to_string(),
+            purpose: std::sync::RwLock::new(purpose),
             session: std::sync::RwLock::new(session),
         });
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
@@ -298,7 +320,8 @@ impl StartupHandler for Startup {
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let password = password.into_password()?.password;
                 let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
-                let conn = self.connect(&password).map_err(|e| match e {
+                let purpose = client.metadata().get("options").and_then(|o| startup_purpose(o));
+                let conn = self.connect(&password, purpose).map_err(|e| match e {
                     QueryError::Unauthenticated => PgWireError::InvalidPassword(user),
                     other => pg_error(&other),
                 })?;
@@ -318,6 +341,8 @@ struct Gate {
     engine: Engine,
     /// The key the connection logged in with: checked again on every new bundle.
     key: String,
+    /// The purpose declared at startup or with `SET tessera.purpose`.
+    purpose: std::sync::RwLock<Option<String>>,
     session: std::sync::RwLock<Session>,
 }
 
@@ -331,18 +356,35 @@ impl Gate {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        if current.bundle_version() == self.engine.bundle_version() {
+        let purpose = self
+            .purpose
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let declared = purpose.as_deref();
+        // A refused purpose leaves the session without one: compare what was declared.
+        if current.bundle_version() == self.engine.bundle_version() && current.declared_purpose() == declared {
             return Ok(current);
         }
-        let (fresh, _) = pg_session(&self.engine, &self.key)?;
+        let (fresh, _) = pg_session(&self.engine, &self.key, declared)?;
         *self.session.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
         Ok(fresh)
+    }
+}
+
+impl Gate {
+    /// Declares the connection's purpose; its next query gets a session for it.
+    fn set_purpose(&self, purpose: Option<String>) -> PgWireResult<()> {
+        *self.purpose.write().unwrap_or_else(std::sync::PoisonError::into_inner) = purpose;
+        self.session().map(|_| ()).map_err(|e| pg_error(&e))
     }
 }
 
 enum Verdict {
     Query,
     Pass,
+    /// `SET tessera.purpose`: the connection's queries count with this purpose from now on.
+    Purpose(Option<String>),
     /// Answered with this command tag and nothing else: savepoints, which
     /// drivers open around their own statements (psycopg, SQLAlchemy), mean
     /// nothing to a gateway that never writes.
@@ -361,6 +403,27 @@ fn judge(statement: &Statement) -> Verdict {
         Statement::ReleaseSavepoint { .. } => Verdict::Acknowledge("RELEASE"),
         Statement::Rollback { savepoint: Some(_), .. } => Verdict::Acknowledge("ROLLBACK"),
         Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Verdict::Pass,
+        Statement::Set(Set::SingleAssignment { variable, values, .. })
+            if variable.to_string().eq_ignore_ascii_case(PURPOSE_SETTING) =>
+        {
+            use datafusion::sql::sqlparser::ast::{Expr, Value};
+            match values.as_slice() {
+                [Expr::Value(v)] => match &v.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                        Verdict::Purpose((!s.is_empty()).then(|| s.clone()))
+                    }
+                    Value::Null => Verdict::Purpose(None),
+                    _ => Verdict::Refuse(QueryError::Plan(format!(
+                        "{PURPOSE_SETTING} takes a name, e.g. 'fraud'"
+                    ))),
+                },
+                [Expr::Identifier(ident)] if ident.value.eq_ignore_ascii_case("default") => Verdict::Purpose(None),
+                [Expr::Identifier(ident)] => Verdict::Purpose(Some(ident.value.clone())),
+                _ => Verdict::Refuse(QueryError::Plan(format!(
+                    "{PURPOSE_SETTING} takes one name, e.g. 'fraud'"
+                ))),
+            }
+        }
         Statement::Set(set) => {
             let name = match set {
                 Set::SingleAssignment { variable, .. } => variable.to_string().to_lowercase(),
@@ -415,6 +478,7 @@ impl QueryHook for Gate {
         match judge(statement) {
             Verdict::Pass => None,
             Verdict::Acknowledge(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            Verdict::Purpose(purpose) => Some(self.set_purpose(purpose).map(|()| Response::Execution(Tag::new("SET")))),
             Verdict::Refuse(e) => Some(Err(pg_error(&e))),
             Verdict::Query => {
                 let options = FormatOptions::from_client_metadata(client.metadata());
@@ -438,7 +502,7 @@ impl QueryHook for Gate {
     ) -> Option<PgWireResult<LogicalPlan>> {
         match judge(statement) {
             Verdict::Pass => None,
-            Verdict::Acknowledge(_) => Some(
+            Verdict::Acknowledge(_) | Verdict::Purpose(_) => Some(
                 LogicalPlanBuilder::empty(false)
                     .build()
                     .map_err(|e| pg_error(&QueryError::from(e))),
@@ -463,6 +527,7 @@ impl QueryHook for Gate {
         // result format; the rest falls through to the other hooks.
         match judge(statement) {
             Verdict::Acknowledge(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            Verdict::Purpose(purpose) => Some(self.set_purpose(purpose).map(|()| Response::Execution(Tag::new("SET")))),
             _ => None,
         }
     }
@@ -531,7 +596,8 @@ impl ExtendedQueryHandler for Queries {
             let params = deserialize_parameters(portal, &refs)?;
             let options = FormatOptions::from_client_metadata(client.metadata());
             let session = conn.gate.session().map_err(|e| pg_error(&e))?;
-            return match session.execute(sql, plan.clone(), params).await {
+            // Planned again under the session in force (see `Session::execute`).
+            return match session.execute(sql, params).await {
                 Ok(stream) => respond(stream, &portal.result_column_format, options),
                 Err(e) => Err(pg_error(&e)),
             };

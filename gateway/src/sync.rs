@@ -1,14 +1,32 @@
-//! Keeping the bundle current: fetch it, then follow the catalog's change
-//! sequence (long-poll) and fetch again whenever it moves. A bundle that does
-//! not check out is refused and the previous one stays in force.
+//! The gateway's side of the control plane: keep the bundle current, report
+//! on it, and ship query audit.
+//!
+//! - Follow: fetch the bundle, then follow the catalog's change sequence
+//!   (long-poll) and fetch again whenever it moves.
+//! - Check and swap: a new bundle is checked and compiled before it replaces
+//!   the old one, whole; one that fails is refused (NACK, with the error) and the
+//!   previous one stays in force. Each outcome is reported to the catalog
+//!   (`PUT /api/v1/gateways/{name}`), at least once per watch cycle.
+//! - Last known good: every bundle installed is written to the data directory,
+//!   with when the catalog last confirmed it; a gateway that starts while the
+//!   catalog is away serves from it. The engine refuses queries once that
+//!   confirmation is older than `max_staleness`.
+//! - Audit: query records are batched (up to 500, or every second) and posted
+//!   to the catalog off the query path; while it is away they wait in a bounded
+//!   buffer.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tessera_contracts::api::{AuditBatch, AuditRecord, GatewayReport};
 use tessera_contracts::bundle::Bundle;
 
-use crate::engine::Engine;
+use crate::engine::{AuditSink, Engine, QueryRecord};
 
 /// Why the catalog could not be reached or understood.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +41,10 @@ pub trait BundleSource: Send + Sync + 'static {
     async fn wait(&self, after: i64) -> Result<i64, SyncError>;
     /// The current bundle; `None` when its hash is `held`.
     async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError>;
+    /// Reports the bundle this gateway serves (and one it refused).
+    async fn report(&self, gateway: &str, report: &GatewayReport) -> Result<(), SyncError>;
+    /// Stores a batch of query records.
+    async fn audit(&self, batch: &AuditBatch) -> Result<(), SyncError>;
 }
 
 /// The catalog's REST API: `GET /api/v1/version/watch` and `GET /api/v1/bundle`.
@@ -31,6 +53,9 @@ pub struct HttpSource {
     client: reqwest::Client,
     base: String,
     key: String,
+    /// How long one watch waits; each answer confirms the bundle in force, so
+    /// it stays well under `max_staleness`.
+    watch_secs: u64,
 }
 
 impl HttpSource {
@@ -45,7 +70,16 @@ impl HttpSource {
             client,
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
+            watch_secs: 20,
         })
+    }
+
+    /// Watches answer at least a third of `max_staleness` apart (1 to 20 s).
+    pub fn with_max_staleness(mut self, max_staleness: Option<Duration>) -> Self {
+        if let Some(max) = max_staleness {
+            self.watch_secs = (max.as_secs() / 3).clamp(1, 20);
+        }
+        self
     }
 }
 
@@ -63,8 +97,8 @@ impl BundleSource for HttpSource {
         let response = self
             .client
             .get(format!(
-                "{}/api/v1/version/watch?after={after}&timeout_secs=20",
-                self.base
+                "{}/api/v1/version/watch?after={after}&timeout_secs={}",
+                self.base, self.watch_secs
             ))
             .bearer_auth(&self.key)
             .send()
@@ -94,47 +128,294 @@ impl BundleSource for HttpSource {
             ))),
         }
     }
+
+    async fn report(&self, gateway: &str, report: &GatewayReport) -> Result<(), SyncError> {
+        let response = self
+            .client
+            .put(format!("{}/api/v1/gateways/{gateway}", self.base))
+            .bearer_auth(&self.key)
+            .json(report)
+            .send()
+            .await
+            .map_err(failed)?;
+        accepted(response, "report").await
+    }
+
+    async fn audit(&self, batch: &AuditBatch) -> Result<(), SyncError> {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/audit", self.base))
+            .bearer_auth(&self.key)
+            .json(batch)
+            .send()
+            .await
+            .map_err(failed)?;
+        accepted(response, "audit batch").await
+    }
 }
 
-/// Fetches and installs the current bundle; `Ok(true)` when a new one went in.
-pub async fn refresh(engine: &Engine, source: &dyn BundleSource) -> Result<bool, SyncError> {
-    let Some(bundle) = source.fetch(engine.bundle_hash().as_deref()).await? else {
-        return Ok(false);
-    };
-    let version = bundle.version;
-    match engine.install(bundle) {
-        Ok(()) => {
-            tracing::info!(version, "policy bundle installed");
-            Ok(true)
+async fn accepted(response: reqwest::Response, what: &str) -> Result<(), SyncError> {
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(SyncError(format!(
+            "the catalog refused the {what}: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        )))
+    }
+}
+
+/// Where a gateway keeps its last-known-good bundle.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+
+    /// Writes `bytes` to `name` atomically (a temporary file renamed over the old one).
+    fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, self.dir.join(name))
+    }
+
+    /// Saves a bundle just installed.
+    pub fn save(&self, bundle: &Bundle, confirmed_at: SystemTime) -> std::io::Result<()> {
+        self.write(
+            "bundle.json",
+            &serde_json::to_vec(bundle).map_err(std::io::Error::other)?,
+        )?;
+        self.confirm(confirmed_at)
+    }
+
+    /// Saves when the catalog last confirmed the saved bundle (a small file,
+    /// rewritten on every confirmation: the staleness clock survives restarts).
+    pub fn confirm(&self, at: SystemTime) -> std::io::Result<()> {
+        let at: DateTime<Utc> = at.into();
+        self.write("confirmed_at", at.to_rfc3339().as_bytes())
+    }
+
+    /// Installs the saved bundle, if there is one that still checks out.
+    pub fn restore(&self, engine: &Engine) -> Result<Option<i64>, SyncError> {
+        let bytes = match std::fs::read(self.dir.join("bundle.json")) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        let bundle: Bundle = serde_json::from_slice(&bytes).map_err(failed)?;
+        let confirmed = std::fs::read_to_string(self.dir.join("confirmed_at")).map_err(failed)?;
+        let confirmed = DateTime::parse_from_rfc3339(confirmed.trim()).map_err(failed)?;
+        let version = bundle.version;
+        engine
+            .install_confirmed_at(bundle, confirmed.with_timezone(&Utc).into())
+            .map_err(failed)?;
+        Ok(Some(version))
+    }
+}
+
+/// A gateway's link to the catalog: its name, its source, its saved bundle.
+#[derive(Clone)]
+pub struct Link {
+    pub engine: Engine,
+    pub source: Arc<dyn BundleSource>,
+    pub name: String,
+    pub store: Option<Store>,
+}
+
+impl Link {
+    /// Fetches and installs the current bundle, and reports the outcome.
+    pub async fn refresh(&self) -> Result<Refresh, SyncError> {
+        let engine = &self.engine;
+        let fetched = self.source.fetch(engine.bundle_hash().as_deref()).await?;
+        let now = SystemTime::now();
+        let Some(bundle) = fetched else {
+            engine.confirm(now);
+            if let Some(store) = &self.store
+                && let Err(e) = store.confirm(now)
+            {
+                tracing::warn!(error = %e, "cannot save the bundle's confirmation");
+            }
+            self.report(None).await;
+            return Ok(Refresh::Unchanged);
+        };
+        let version = bundle.version;
+        match engine.install(bundle.clone()) {
+            Ok(()) => {
+                tracing::info!(version, "policy bundle installed");
+                engine.confirm(now);
+                if let Some(store) = &self.store
+                    && let Err(e) = store.save(&bundle, now)
+                {
+                    tracing::warn!(error = %e, "cannot save the last-known-good bundle");
+                }
+                self.report(None).await;
+                Ok(Refresh::Installed(version))
+            }
+            Err(e) => {
+                tracing::warn!(version, error = %e, "policy bundle refused; keeping the previous one");
+                self.report(Some((version, e.to_string()))).await;
+                Ok(Refresh::Refused(e.to_string()))
+            }
         }
-        Err(e) => {
-            tracing::warn!(version, error = %e, "policy bundle refused; keeping the previous one");
-            Err(SyncError(e.to_string()))
+    }
+
+    async fn report(&self, rejected: Option<(i64, String)>) {
+        let report = GatewayReport {
+            version: self.engine.bundle_version(),
+            hash: self.engine.bundle_hash().unwrap_or_default(),
+            rejected_version: rejected.as_ref().map(|(v, _)| *v),
+            error: rejected.map(|(_, e)| e),
+        };
+        if let Err(e) = self.source.report(&self.name, &report).await {
+            tracing::warn!(error = %e, "cannot report to the catalog");
+        }
+    }
+
+    /// Follows the catalog for ever (run it as a task; drop the task to stop).
+    pub async fn follow(self) {
+        let mut backoff = Duration::from_millis(100);
+        let mut seen = 0;
+        loop {
+            match self.refresh().await {
+                // A refused bundle is not fetched again until the catalog moves on.
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot refresh the policy bundle");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            match self.source.wait(seen).await {
+                Ok(version) => seen = version,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the catalog");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 }
 
-/// Follows the catalog for ever (run it as a task; drop the task to stop).
-pub async fn follow(engine: Engine, source: Arc<dyn BundleSource>) {
-    let mut backoff = Duration::from_millis(100);
-    let mut seen = 0;
-    loop {
-        match refresh(&engine, source.as_ref()).await {
-            Ok(_) => backoff = Duration::from_millis(100),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot refresh the policy bundle");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    Installed(i64),
+    /// The bundle in force is the catalog's current one.
+    Unchanged,
+    /// The catalog's bundle was refused (NACK); the previous one stays.
+    Refused(String),
+}
+
+/// Fetches and installs the current bundle once, without reporting (tests, tools).
+pub async fn refresh(engine: &Engine, source: &dyn BundleSource) -> Result<bool, SyncError> {
+    let Some(bundle) = source.fetch(engine.bundle_hash().as_deref()).await? else {
+        engine.confirm(SystemTime::now());
+        return Ok(false);
+    };
+    engine.install(bundle).map_err(failed)?;
+    engine.confirm(SystemTime::now());
+    Ok(true)
+}
+
+/// Audit records on their way to the catalog: an [`AuditSink`] that never
+/// blocks a query.
+pub struct Shipper {
+    tx: tokio::sync::mpsc::Sender<QueryRecord>,
+}
+
+/// Records held while the catalog is away; beyond it the oldest are dropped (and counted).
+const AUDIT_BUFFER: usize = 50_000;
+const AUDIT_BATCH: usize = 500;
+
+impl Shipper {
+    /// Starts the shipping task (on the current runtime) for gateway `name`.
+    pub fn start(source: Arc<dyn BundleSource>, name: String) -> Arc<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<QueryRecord>(AUDIT_BATCH * 4);
+        tokio::spawn(async move {
+            let mut pending: std::collections::VecDeque<AuditRecord> = std::collections::VecDeque::new();
+            let mut dropped = 0_u64;
+            loop {
+                let mut closed = false;
+                let tick = tokio::time::sleep(Duration::from_secs(1));
+                tokio::pin!(tick);
+                while pending.len() < AUDIT_BATCH {
+                    tokio::select! {
+                        record = rx.recv() => match record {
+                            Some(r) => pending.push_back(audit_record(&r)),
+                            None => { closed = true; break; }
+                        },
+                        () = &mut tick => break,
+                    }
+                }
+                while pending.len() > AUDIT_BUFFER {
+                    pending.pop_front();
+                    dropped += 1;
+                }
+                if !pending.is_empty() {
+                    let take = pending.len().min(AUDIT_BATCH);
+                    let batch = AuditBatch {
+                        gateway: name.clone(),
+                        records: pending.iter().take(take).cloned().collect(),
+                    };
+                    match source.audit(&batch).await {
+                        Ok(()) => {
+                            pending.drain(..take);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, pending = pending.len(), dropped, "cannot ship query audit");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+                if closed && pending.is_empty() {
+                    break;
+                }
             }
+        });
+        Arc::new(Self { tx })
+    }
+}
+
+impl AuditSink for Shipper {
+    fn record(&self, record: QueryRecord) {
+        crate::engine::LogAudit.record(record.clone());
+        if self.tx.try_send(record).is_err() {
+            tracing::warn!("query audit is backing up: a record was dropped");
         }
-        match source.wait(seen).await {
-            Ok(version) => seen = version,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the catalog");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    }
+}
+
+/// A query record as the catalog stores it.
+pub fn audit_record(r: &QueryRecord) -> AuditRecord {
+    let at: DateTime<Utc> = (SystemTime::now() - r.elapsed).into();
+    AuditRecord {
+        query_id: r.id.to_string(),
+        principal: r.principal.clone(),
+        protocol: r.protocol.as_str().into(),
+        purpose: r.purpose.clone(),
+        refused_purpose: r.refused_purpose.clone(),
+        sql: r.sql.clone(),
+        products: r.touched.products.iter().cloned().collect(),
+        columns: r.touched.columns.iter().cloned().collect(),
+        masks: r.touched.masks.iter().cloned().collect(),
+        filters: r.touched.filters.iter().cloned().collect(),
+        rows: r.rows,
+        bytes: r.bytes,
+        duration_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+        bundle_version: r.bundle_version,
+        outcome: match &r.outcome {
+            Ok(()) => "ok".into(),
+            Err(e) => e.sqlstate().into(),
+        },
+        error: r.outcome.as_ref().err().map(ToString::to_string),
+        at,
     }
 }

@@ -16,6 +16,7 @@ use datafusion::error::{DataFusionError, Result};
 use tessera_lake::StorageLocation;
 
 use crate::error::QueryError;
+use crate::policy::{CompiledPolicy, GovernedTable};
 
 /// The catalog name of every session (what `current_database()` answers).
 pub const CATALOG: &str = "tessera";
@@ -179,11 +180,28 @@ impl CatalogProvider for SessionCatalog {
     }
 }
 
-/// One domain's tables in a principal's session: table name -> Delta location.
+/// A table of a principal's session: where it is, and the policy it is read under.
+#[derive(Debug, Clone)]
+pub struct SessionTable {
+    pub location: String,
+    pub policy: Option<Arc<CompiledPolicy>>,
+}
+
+/// One domain's tables in a principal's session, by table name.
 #[derive(Debug)]
 pub struct DomainSchema {
-    pub tables: BTreeMap<String, String>,
+    pub tables: BTreeMap<String, SessionTable>,
     pub cache: Arc<TableCache>,
+}
+
+/// The provider as the session sees it: governed when a policy applies, to
+/// every version alike (time travel reads old data under today's policy).
+fn governed(table: &SessionTable, raw: Option<Arc<dyn TableProvider>>) -> Option<Arc<dyn TableProvider>> {
+    let raw = raw?;
+    Some(match &table.policy {
+        Some(policy) => Arc::new(GovernedTable::new(raw, Arc::clone(policy))),
+        None => raw,
+    })
 }
 
 impl DomainSchema {
@@ -201,12 +219,12 @@ impl SchemaProvider for DomainSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        if let Some(location) = self.tables.get(name) {
-            return self.cache.latest(location).await;
+        if let Some(table) = self.tables.get(name) {
+            return Ok(governed(table, self.cache.latest(&table.location).await?));
         }
         match Self::split_version(name) {
             Some((base, version)) => match self.tables.get(base) {
-                Some(location) => self.cache.at_version(location, version).await,
+                Some(table) => Ok(governed(table, self.cache.at_version(&table.location, version).await?)),
                 None => Ok(None),
             },
             None => Ok(None),

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use deltalake::DeltaTableError;
 use url::Url;
 
+pub mod policy;
 pub mod tpch;
 
 /// Why a storage operation failed.

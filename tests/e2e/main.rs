@@ -899,6 +899,7 @@ async fn a_standalone_gateway_follows_the_catalog() {
 
     let mut gateway = Command::new(BIN)
         .args(["gateway", "--catalog", &catalog.url, "--key", &key])
+        .env("TESSERA_GATEWAY_DATA_DIR", dir.path().join("gateway"))
         .args([
             "--http-listen",
             "127.0.0.1:0",
@@ -957,5 +958,295 @@ async fn a_standalone_gateway_follows_the_catalog() {
     assert_eq!(answer["rows"], json!([{"r_name": "EUROPE"}]), "{answer}");
     let _ = gateway.kill();
     let _ = gateway.wait();
+    catalog.terminate();
+}
+
+/// Starts `tessera gateway` against `catalog` and returns it with its query URL.
+fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(["gateway", "--catalog", catalog, "--key", key])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--flight-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut gateway = command.spawn().expect("gateway starts");
+    let stdout = gateway.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line.contains("SQL over HTTP:") {
+            let url = line.split_whitespace().last().expect("url").to_string();
+            return (gateway, url);
+        }
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    panic!("the gateway printed no query URL");
+}
+
+/// A free loopback port (for a catalog that must come back where it was).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `query` until `done` holds for its answer; returns how long it took.
+async fn until(
+    url: &str,
+    key: &str,
+    purpose: Option<&str>,
+    sql: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let mut request = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(key)
+            .json(&json!({ "sql": sql }));
+        if let Some(purpose) = purpose {
+            request = request.header("tessera-purpose", purpose);
+        }
+        if let Ok(response) = request.send().await {
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if done(status, &body) {
+                return Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Policies written once in the catalog reach every gateway, the embedded one
+/// and a standalone one, within a second; a standalone gateway keeps serving
+/// its last-known-good bundle while the catalog is away (also across its own
+/// restart), fails closed past `max_staleness`, and resyncs when the catalog
+/// returns. Every gateway reports to `GET /api/v1/gateways`, and queries'
+/// audit reaches the product's owners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_reach_every_gateway_and_outlive_the_catalog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8").to_string();
+    let lake = dir.path().join("lake");
+    let mesh = tessera_lake::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
+        .await
+        .expect("mesh");
+    let customer = mesh.iter().find(|g| g.product == "customer").expect("customer");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let catalog = Server::start(&["--data-dir", &data, "--listen", &listen], &[]);
+    let key = catalog.bootstrap_key.clone().expect("key");
+    let base = format!("{}/api/v1", catalog.url);
+    let post = |path: &str, body: Value| {
+        let (url, key) = (format!("{base}{path}"), key.clone());
+        async move { call(reqwest::Method::POST, url, &key, Some(body)).await }
+    };
+
+    // A product with a contract classifying c_phone as PII, and an analyst with a grant.
+    let meta = tessera_lake::table_meta(&customer.location, &Default::default())
+        .await
+        .expect("meta")
+        .expect("table");
+    let properties: Vec<Value> = meta
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut p = serde_json::to_value(tessera_contracts::odcs::arrow::property_from_field(f)).expect("json");
+            if f.name() == "c_phone" {
+                p["classification"] = json!("pii");
+            }
+            p
+        })
+        .collect();
+    let contract = json!({"apiVersion": "v3.1.0", "kind": "DataContract", "id": "customer", "version": "1.0.0",
+        "status": "active", "name": "customer", "schema": [{"name": "customer", "properties": properties}]});
+    for (path, body) in [
+        ("/teams", json!({"name": "customers_team"})),
+        ("/domains", json!({"name": "customers", "owner_team": "customers_team"})),
+        (
+            "/domains/customers/products",
+            json!({"name": "customer", "output_ports": [{"major_version": 1, "location": customer.location}]}),
+        ),
+        ("/domains/customers/products/customer/contracts", contract),
+        (
+            "/principals",
+            json!({"name": "ana", "kind": "user", "attributes": {"regions": ["EUROPE"], "purposes": ["analytics"]}}),
+        ),
+        (
+            "/grants",
+            json!({"name": "ana_customers", "subject": {"kind": "principal", "name": "ana"},
+                   "target": {"kind": "domain", "domain": "customers"}}),
+        ),
+    ] {
+        let (status, body) = post(path, body).await;
+        assert_eq!(status, 201, "{path}: {body}");
+    }
+    let (status, created) = post("/principals/ana/keys", json!({})).await;
+    assert_eq!(status, 201, "{created}");
+    let ana = created["key"].as_str().expect("key").to_string();
+    // Drafts are for their owners: publish (the table matches its contract).
+    let (status, body) = call(
+        reqwest::Method::PATCH,
+        format!("{base}/domains/customers/products/customer"),
+        &key,
+        Some(json!({"status": "published"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let gateway_dir = dir.path().join("gateway");
+    let gateway_env = [
+        ("TESSERA_GATEWAY_DATA_DIR", gateway_dir.to_str().expect("utf-8")),
+        ("TESSERA_GATEWAY_NAME", "edge_b"),
+        ("TESSERA_GATEWAY_MAX_STALENESS_MS", "4000"),
+    ];
+    let (mut edge, edge_url) = start_gateway(&catalog.url, &key, &gateway_env);
+    let gateways = [format!("{base}/query"), edge_url.clone()];
+    let phone = "SELECT c_phone FROM customers.customer WHERE c_custkey = 1";
+    let raw = |status: u16, body: &Value| {
+        status == 200 && body["rows"][0]["c_phone"].as_str().is_some_and(|p| p.contains('-'))
+    };
+    let hashed =
+        |status: u16, body: &Value| status == 200 && body["rows"][0]["c_phone"].as_str().is_some_and(|p| p.len() == 64);
+    for url in &gateways {
+        assert!(until(url, &ana, None, phone, raw).await.is_some(), "{url} serves ana");
+    }
+
+    // One mask, written once, enforced by both gateways.
+    let (status, body) = post(
+        "/masks",
+        json!({"name": "pii", "target": {"kind": "all"}, "columns": {"kind": "classification", "classification": "pii"},
+               "function": {"kind": "hash"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Measured from the catalog's answer to the change, for each gateway.
+    let written = std::time::Instant::now();
+    let mut delays = Vec::new();
+    for url in &gateways {
+        until(url, &ana, None, phone, hashed)
+            .await
+            .expect("the mask is enforced");
+        delays.push(written.elapsed());
+    }
+    println!("policy change enforced after {delays:?} (embedded gateway, standalone gateway)");
+    assert!(delays.iter().all(|d| *d < Duration::from_secs(10)), "{delays:?}");
+    // A row filter: ana's regions only (customer 1 is in MOROCCO, AFRICA).
+    let (status, body) = post(
+        "/row-filters",
+        json!({"name": "regions", "domain": "customers", "product": "customer",
+               "expression": "c_nationkey IN (6, 7, 19, 22, 23) AND 'EUROPE' IN (attribute('regions'))"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let bad = post(
+        "/row-filters",
+        json!({"name": "broken", "domain": "customers", "product": "customer", "expression": "c_region = 'EUROPE'"}),
+    )
+    .await;
+    assert_eq!(bad.0, 422, "{}", bad.1);
+    let count = "SELECT count(*) AS n, count(DISTINCT c_nationkey) AS nations FROM customers.customer";
+    for url in &gateways {
+        let filtered = until(url, &ana, None, count, |s, b| {
+            s == 200 && b["rows"][0]["nations"] == json!(5)
+        })
+        .await;
+        assert!(filtered.is_some(), "{url} filters rows");
+    }
+
+    // Both gateways report SYNCED; the standalone one under its configured name.
+    let mut synced = Value::Null;
+    for _ in 0..100 {
+        let (_, list) = call(reqwest::Method::GET, format!("{base}/gateways"), &key, None).await;
+        let states: Vec<&str> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g["state"].as_str())
+            .collect();
+        if states.len() == 2 && states.iter().all(|s| *s == "SYNCED") {
+            synced = list;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        synced
+            .as_array()
+            .is_some_and(|l| l.iter().any(|g| g["name"] == "edge_b")),
+        "gateways: {synced}"
+    );
+
+    // The queries' audit reaches the catalog: the owners see masks and filters applied.
+    let mut usage = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = call(
+            reqwest::Method::GET,
+            format!("{base}/domains/customers/products/customer/usage?limit=500"),
+            &key,
+            None,
+        )
+        .await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items
+            .iter()
+            .any(|i| i["record"]["filters"] == json!(["regions:customers.customer"]))
+        {
+            usage = page;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let items = usage["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        items
+            .iter()
+            .any(|i| i["record"]["masks"] == json!(["pii:customers.customer.c_phone"])
+                && i["record"]["principal"] == "ana"),
+        "usage: {usage}"
+    );
+
+    // The catalog goes away: the standalone gateway serves its last-known-good
+    // bundle, also after a restart of its own.
+    catalog.terminate();
+    let served = |s: u16, b: &Value| s == 200 && b["rows"][0]["nations"] == json!(5);
+    assert!(until(&edge_url, &ana, None, count, served).await.is_some());
+    let _ = edge.kill();
+    let _ = edge.wait();
+    let (mut edge, edge_url) = start_gateway(&format!("http://{listen}"), &key, &gateway_env);
+    let restarted = until(&edge_url, &ana, None, count, served).await;
+    assert!(restarted.is_some(), "a restarted gateway serves the saved bundle");
+    // Past max_staleness it fails closed.
+    let closed = until(&edge_url, &ana, None, count, |s, b| {
+        s == 503 && b["sqlstate"] == "57P03"
+    })
+    .await;
+    assert!(closed.is_some(), "the gateway fails closed past max_staleness");
+
+    // The catalog returns (same data, same address): the gateway resyncs.
+    let catalog = Server::start(&["--data-dir", &data, "--listen", &listen], &[]);
+    let back = until(&edge_url, &ana, None, count, served).await;
+    assert!(back.is_some(), "the gateway resyncs when the catalog returns");
+    let _ = edge.kill();
+    let _ = edge.wait();
     catalog.terminate();
 }

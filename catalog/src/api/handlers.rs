@@ -36,7 +36,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn paging(&self) -> Paging {
+    pub(super) fn paging(&self) -> Paging {
         Paging {
             limit: self.limit,
             cursor: self.cursor.clone(),

@@ -1,6 +1,7 @@
 //! The REST API: routes, middleware and the OpenAPI document.
 
 mod extract;
+mod governance;
 mod handlers;
 
 use std::sync::Arc;
@@ -76,7 +77,9 @@ with the resource's ETag and answer 412 when it has moved on.",
         (name = "contracts", description = "Immutable contract versions of a product (ODCS v3.1.0 / v3.2.0), \
 their compatibility gate and their verification against the Delta table"),
         (name = "quality", description = "Quality runs measured in the data plane, and the health they give"),
-        (name = "gateways", description = "The policy bundle gateways serve from"),
+        (name = "gateways", description = "The policy bundle gateways serve from, their reports and their query audit"),
+        (name = "policies", description = "Grants, column masks and row filters, enforced by every gateway on every query"),
+        (name = "access", description = "Access requests to products' owners, and products' usage"),
     ),
     modifiers(&Conventions)
 )]
@@ -301,7 +304,34 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(get_contract))
         .routes(routes!(get_contract_document))
         .routes(routes!(verify_contract))
-        .routes(routes!(list_quality_runs, add_quality_run));
+        .routes(routes!(list_quality_runs, add_quality_run))
+        .routes(routes!(governance::list_grants, governance::create_grant))
+        .routes(routes!(
+            governance::get_grant,
+            governance::replace_grant,
+            governance::delete_grant
+        ))
+        .routes(routes!(governance::list_masks, governance::create_mask))
+        .routes(routes!(
+            governance::get_mask,
+            governance::replace_mask,
+            governance::delete_mask
+        ))
+        .routes(routes!(governance::list_row_filters, governance::create_row_filter))
+        .routes(routes!(
+            governance::get_row_filter,
+            governance::replace_row_filter,
+            governance::delete_row_filter
+        ))
+        .routes(routes!(governance::request_access))
+        .routes(routes!(governance::list_access_requests))
+        .routes(routes!(governance::get_access_request))
+        .routes(routes!(governance::approve_access))
+        .routes(routes!(governance::deny_access))
+        .routes(routes!(governance::list_gateways))
+        .routes(routes!(governance::report_gateway))
+        .routes(routes!(governance::add_audit))
+        .routes(routes!(governance::product_usage));
     (public, private)
 }
 

@@ -19,7 +19,10 @@ use tessera_contracts::api::{
     DomainUpdate, Health, OutputPort, Principal, PrincipalKind, PrincipalUpdate, Product, ProductCreate, ProductStatus,
     ProductUpdate, QualityResult, QualityRun, QualityRunCreate, Team, TeamCreate, TeamUpdate, Violation, Visibility,
 };
+use tessera_contracts::policy::Target;
 use tokio::sync::{Mutex, MutexGuard, watch};
+
+mod governance;
 
 use super::{
     CatalogStore, Edge, NewApiKey, NewContract, NewPrincipal, PageRequest, ProductQuery, ProductScope, Result,
@@ -1164,12 +1167,31 @@ macro_rules! sql_store {
 
             async fn list_products(&self, q: &ProductQuery) -> Result<Vec<Product>> {
                 let mut qb = QueryBuilder::<$db>::new("SELECT p.* FROM products p WHERE 1 = 1");
-                if let ProductScope::VisibleTo(who) = &q.scope {
+                if let ProductScope::VisibleTo { principal: who, granted } = &q.scope {
                     qb.push(" AND (p.visibility = 'discoverable' OR p.owner_team IN (SELECT team FROM team_members WHERE principal = ")
                         .push_bind(who.clone())
                         .push(") OR p.domain IN (SELECT d.name FROM domains d JOIN team_members m ON m.team = d.owner_team WHERE m.principal = ")
                         .push_bind(who.clone())
-                        .push("))");
+                        .push(")");
+                    for target in granted {
+                        match target {
+                            Target::Product { domain, product } => {
+                                qb.push(" OR (p.domain = ").push_bind(domain.clone()).push(" AND p.name = ").push_bind(product.clone()).push(")");
+                            }
+                            Target::Domain { domain } => {
+                                qb.push(" OR p.domain = ").push_bind(domain.clone());
+                            }
+                            Target::Tag { tag } => {
+                                qb.push(" OR EXISTS (SELECT 1 FROM product_tags t WHERE t.domain = p.domain AND t.product = p.name AND t.tag = ")
+                                    .push_bind(tag.clone())
+                                    .push(")");
+                            }
+                            Target::All => {
+                                qb.push(" OR 1 = 1");
+                            }
+                        }
+                    }
+                    qb.push(")");
                 }
                 if let Some(domain) = &q.domain {
                     qb.push(" AND p.domain = ").push_bind(domain.clone());

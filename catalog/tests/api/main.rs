@@ -52,6 +52,7 @@ conformance!(
     contract_validation_and_compatibility,
     contracts_are_verified_against_the_table,
     quality_runs,
+    governance,
 );
 
 /// The catalog's part of the OpenAPI document is the one committed in

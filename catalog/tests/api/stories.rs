@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, odcs_yaml};
+use crate::helpers::{TestApp, odcs_with_columns, odcs_yaml};
 
 /// A mesh of one domain: team `sales_team` (member `owner`) owns domain `sales`;
 /// `analyst` belongs to no team. Returns (owner key, analyst key).
@@ -1386,7 +1386,6 @@ pub async fn system_endpoints(app: &mut TestApp) {
 }
 
 pub async fn contract_validation_and_compatibility(app: &mut TestApp) {
-    use crate::helpers::odcs_with_columns;
     let (owner, _analyst) = small_mesh(app).await;
     app.product("sales", &owner, json!({"name": "orders"})).await;
     let app: &TestApp = app;
@@ -1708,4 +1707,312 @@ pub async fn quality_runs(app: &mut TestApp) {
     )
     .await
     .problem(422, "validation");
+}
+
+/// Grants, masks and row filters: checked when written, owned by their
+/// domain's owners, in the bundle; access requests becoming grants; gateways'
+/// reports; query audit read back by product owners.
+pub async fn governance(app: &mut TestApp) {
+    let (owner, analyst) = small_mesh(app).await;
+    let admin = app.admin_key.clone();
+    app.product(
+        "sales",
+        &owner,
+        json!({"name": "orders", "output_ports": [{"major_version": 1, "location": "/nowhere/orders"}]}),
+    )
+    .await;
+    app.product("sales", &owner, json!({"name": "secret", "visibility": "restricted"}))
+        .await;
+    let document = odcs_with_columns("orders", "1.0.0", &["o_orderkey", "o_custkey", "o_clerk"]).replace(
+        "      - name: o_clerk\n",
+        "      - name: o_clerk\n        classification: internal\n",
+    );
+    app.contract("sales", "orders", &owner, "application/yaml", &document)
+        .await
+        .expect(201);
+
+    // Row filters are checked against the contract's schema.
+    let filter = |expression: &str| json!({"name": "few_customers", "domain": "sales", "product": "orders", "expression": expression});
+    for (bad, needle) in [
+        ("o_nope < 100", "o_nope"),
+        ("o_custkey + 1", "boolean"),
+        ("o_custkey <", ""),
+        ("o_custkey IN (SELECT 1)", "subquery"),
+        ("o_custkey IN (attribute('salary'))", "attribute"),
+    ] {
+        let problem = app
+            .post("/api/v1/row-filters", &owner, filter(bad))
+            .await
+            .problem(422, "validation");
+        assert_eq!(problem["errors"][0]["path"], "expression", "{bad}: {problem}");
+        assert!(problem.to_string().contains(needle), "{bad}: {problem}");
+    }
+    let version = app.version().await;
+    let created = app
+        .post(
+            "/api/v1/row-filters",
+            &owner,
+            filter("o_custkey < 100 OR o_clerk IN (attribute('groups'))"),
+        )
+        .await
+        .expect(201);
+    assert_eq!(created.etag(), "\"1\"");
+    assert_eq!(
+        app.version().await,
+        version + 1,
+        "a policy change moves the catalog's version"
+    );
+    app.post("/api/v1/row-filters", &owner, filter("o_custkey < 5"))
+        .await
+        .problem(409, "conflict");
+    // Only the domain's owners (and admins) manage its policies.
+    app.post("/api/v1/row-filters", &analyst, filter("o_custkey < 5"))
+        .await
+        .problem(403, "forbidden");
+    app.get("/api/v1/row-filters/few_customers", &analyst)
+        .await
+        .problem(404, "not-found");
+    let replaced = app
+        .send(
+            Method::PUT,
+            "/api/v1/row-filters/few_customers",
+            Some(&owner),
+            Some(filter("o_custkey < 50")),
+            Some("\"1\""),
+        )
+        .await
+        .expect(200);
+    assert_eq!(replaced.json()["spec"]["expression"], "o_custkey < 50");
+    app.send(
+        Method::PUT,
+        "/api/v1/row-filters/few_customers",
+        Some(&owner),
+        Some(filter("o_custkey < 40")),
+        Some("\"1\""),
+    )
+    .await
+    .problem(412, "precondition-failed");
+
+    // Masks: a named column must exist; mesh-wide ones are for admins.
+    let mask = json!({"name": "clerks", "target": {"kind": "product", "domain": "sales", "product": "orders"},
+        "columns": {"kind": "column", "column": "o_clerk"}, "function": {"kind": "redact"}});
+    let mut unknown = mask.clone();
+    unknown["columns"]["column"] = json!("o_nope");
+    app.post("/api/v1/masks", &owner, unknown)
+        .await
+        .problem(422, "validation");
+    app.post("/api/v1/masks", &owner, mask).await.expect(201);
+    let everywhere = json!({"name": "internal", "target": {"kind": "all"},
+        "columns": {"kind": "classification", "classification": "internal"}, "function": {"kind": "hash"},
+        "exempt": {"purposes": ["audit"]}});
+    app.post("/api/v1/masks", &owner, everywhere.clone())
+        .await
+        .problem(403, "forbidden");
+    app.post("/api/v1/masks", &admin, everywhere).await.expect(201);
+    app.post(
+        "/api/v1/masks",
+        &admin,
+        json!({"name": "typo", "target": {"kind": "all"}, "columns": {"kind": "column", "column": "x"},
+               "function": {"kind": "blur"}}),
+    )
+    .await
+    .problem(422, "validation");
+
+    // Restricted products are invisible without a grant, visible with one.
+    app.get("/api/v1/domains/sales/products/secret", &analyst)
+        .await
+        .problem(404, "not-found");
+    app.post(
+        "/api/v1/grants",
+        &owner,
+        json!({"name": "analysts_secret", "subject": {"kind": "group", "name": "analysts"},
+               "target": {"kind": "product", "domain": "sales", "product": "secret"}}),
+    )
+    .await
+    .expect(201);
+    app.get("/api/v1/domains/sales/products/secret", &analyst)
+        .await
+        .expect(200);
+    let listed = app
+        .get("/api/v1/products?domain=sales", &analyst)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(names(&listed), ["orders", "secret"]);
+    app.post(
+        "/api/v1/grants",
+        &owner,
+        json!({"name": "late", "subject": {"kind": "principal", "name": "nobody"},
+               "target": {"kind": "domain", "domain": "sales"}, "expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await
+    .problem(422, "validation");
+
+    // Access requests: the owners decide; an approval is a grant for the purpose.
+    let requests = "/api/v1/domains/sales/products/orders/access-requests";
+    let request = app
+        .post(
+            requests,
+            &analyst,
+            json!({"purpose": "analytics", "justification": "quarterly report"}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(request["status"], "pending");
+    let id = request["id"].as_i64().expect("id");
+    let denied = app
+        .post(
+            requests,
+            &analyst,
+            json!({"purpose": "marketing", "justification": "campaign"}),
+        )
+        .await
+        .expect(201)
+        .json();
+    let mine = app.get("/api/v1/access-requests", &analyst).await.expect(200).json();
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(2));
+    let theirs = app
+        .get("/api/v1/access-requests?status=pending", &owner)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(theirs["items"].as_array().map(Vec::len), Some(2));
+    app.post(&format!("/api/v1/access-requests/{id}/approve"), &analyst, json!({}))
+        .await
+        .problem(403, "forbidden");
+    let approved = app
+        .post(
+            &format!("/api/v1/access-requests/{id}/approve"),
+            &owner,
+            json!({"expires_at": "2999-01-01T00:00:00Z", "note": "ok for Q3"}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(approved["status"], "approved");
+    let grant_name = approved["grant_name"].as_str().expect("grant");
+    let grant = app
+        .get(&format!("/api/v1/grants/{grant_name}"), &owner)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        grant["spec"]["subject"],
+        json!({"kind": "principal", "name": "analyst"})
+    );
+    assert_eq!(grant["spec"]["purposes"], json!(["analytics"]));
+    app.post(&format!("/api/v1/access-requests/{id}/deny"), &owner, json!({}))
+        .await
+        .problem(409, "conflict");
+    let denied_id = denied["id"].as_i64().expect("id");
+    let denied = app
+        .post(
+            &format!("/api/v1/access-requests/{denied_id}/deny"),
+            &owner,
+            json!({"note": "no"}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        (denied["status"].as_str(), denied["grant_name"].as_str()),
+        (Some("denied"), None)
+    );
+
+    // The bundle carries the policies and the contract's classifications.
+    let bundle = app.get("/api/v1/bundle", &admin).await.expect(200);
+    let hash = bundle.etag().trim_matches('"').to_string();
+    let bundle = bundle.json();
+    assert_eq!(bundle["format"], 2);
+    assert_eq!(bundle["content"]["row_filters"][0]["expression"], "o_custkey < 50");
+    assert_eq!(bundle["content"]["masks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(bundle["content"]["grants"].as_array().map(Vec::len), Some(2));
+    let orders = bundle["content"]["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .find(|p| p["name"] == "orders")
+        .expect("orders");
+    assert_eq!(
+        orders["output_ports"][0]["columns"][2],
+        json!({"name": "o_clerk", "classification": "internal"})
+    );
+
+    // Gateways report; the catalog tells SYNCED, STALE and NACKED apart.
+    let report = |version: i64, hash: &str, rejected: Option<i64>| {
+        json!({"version": version, "hash": hash, "rejected_version": rejected,
+               "error": rejected.map(|_| "row filter few_customers: no column o_custkey")})
+    };
+    let current = bundle["version"].as_i64().expect("version");
+    for (name, body) in [
+        ("edge_a", report(current, &hash, None)),
+        ("edge_b", report(current - 1, "0ld", None)),
+        ("edge_c", report(current - 1, "0ld", Some(current))),
+    ] {
+        app.send(
+            Method::PUT,
+            &format!("/api/v1/gateways/{name}"),
+            Some(&admin),
+            Some(body),
+            None,
+        )
+        .await
+        .expect(204);
+    }
+    app.get("/api/v1/gateways", &owner).await.problem(403, "forbidden");
+    let gateways = app.get("/api/v1/gateways", &admin).await.expect(200).json();
+    let states: Vec<(&str, &str)> = gateways
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap_or(""), g["state"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        states,
+        [("edge_a", "SYNCED"), ("edge_b", "STALE"), ("edge_c", "NACKED")]
+    );
+
+    // Audit: gateways send batches (a retried batch is stored once); owners read usage.
+    let record = json!({"query_id": "5f1e8c4e-0000-4000-8000-000000000001", "principal": "analyst",
+        "protocol": "postgres", "purpose": "analytics", "sql": "SELECT count(*) FROM sales.orders",
+        "products": ["sales.orders"], "columns": [], "masks": [], "filters": ["few_customers:sales.orders"],
+        "rows": 1, "bytes": 8, "duration_ms": 3, "bundle_version": current, "outcome": "ok",
+        "at": "2026-11-26T12:00:00Z"});
+    for _ in 0..2 {
+        app.post(
+            "/api/v1/audit",
+            &admin,
+            json!({"gateway": "edge_a", "records": [record.clone()]}),
+        )
+        .await
+        .expect(204);
+    }
+    app.post("/api/v1/audit", &owner, json!({"gateway": "edge_a", "records": []}))
+        .await
+        .problem(403, "forbidden");
+    let usage = app
+        .get("/api/v1/domains/sales/products/orders/usage", &owner)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(usage["items"].as_array().map(Vec::len), Some(1), "{usage}");
+    assert_eq!(usage["items"][0]["record"]["purpose"], "analytics");
+    app.get("/api/v1/domains/sales/products/orders/usage", &analyst)
+        .await
+        .problem(403, "forbidden");
+
+    // Every policy change is in the change log.
+    let changes = app.get("/api/v1/changes?limit=500", &admin).await.expect(200).json();
+    let kinds: Vec<&str> = changes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["resource_type"].as_str())
+        .filter(|t| ["grant", "mask", "row_filter", "access_request"].contains(t))
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "row_filter").count(), 2, "{kinds:?}");
+    assert!(kinds.contains(&"access_request") && kinds.contains(&"grant") && kinds.contains(&"mask"));
+    app.delete("/api/v1/masks/clerks", &owner).await.expect(204);
+    app.get("/api/v1/masks/clerks", &owner).await.problem(404, "not-found");
 }

@@ -9,9 +9,10 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use chrono::Utc;
 use futures::TryStreamExt;
-use tessera_contracts::api::{Attributes, OutputPort, Visibility};
-use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePrincipal, BundleProduct};
+use tessera_contracts::api::{Attributes, Visibility};
+use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePort, BundlePrincipal, BundleProduct};
 use tessera_contracts::lifecycle::ProductStatus;
+use tessera_contracts::policy::{GrantSpec, Subject, Target};
 use tessera_gateway::{Engine, GatewayConfig, Limits};
 use tessera_lake::StorageLocation;
 use tokio::net::TcpListener;
@@ -32,7 +33,7 @@ pub struct Fixture {
     pub flight: SocketAddr,
 }
 
-fn principal(name: &str, key: &str, admin: bool) -> BundlePrincipal {
+pub fn principal(name: &str, key: &str, admin: bool) -> BundlePrincipal {
     let parsed = tessera_contracts::keys::parse(key).expect("test key");
     BundlePrincipal {
         name: name.into(),
@@ -57,9 +58,10 @@ pub fn product(domain: &str, name: &str, location: &str, visibility: Visibility)
         status: ProductStatus::Published,
         sunset_date: None,
         tags: vec![],
-        output_ports: vec![OutputPort {
+        output_ports: vec![BundlePort {
             major_version: 1,
             location: location.into(),
+            columns: vec![],
         }],
     }
 }
@@ -111,7 +113,18 @@ impl Fixture {
     }
 
     pub async fn start_at(limits: Limits, dir: tempfile::TempDir, lake: Lake) -> Self {
-        let generated = tessera_lake::tpch::write_mesh(&lake.root, SCALE, &lake.options())
+        Self::start_scaled(limits, dir, lake, SCALE, 0).await
+    }
+
+    /// `staleness_ms`: how old a table snapshot may be (0: every query looks for new commits).
+    pub async fn start_scaled(
+        limits: Limits,
+        dir: tempfile::TempDir,
+        lake: Lake,
+        scale: f64,
+        staleness_ms: u64,
+    ) -> Self {
+        let generated = tessera_lake::tpch::write_mesh(&lake.root, scale, &lake.options())
             .await
             .expect("demo mesh");
         let products = generated
@@ -121,7 +134,7 @@ impl Fixture {
         let options = lake.options();
         let config = GatewayConfig {
             limits,
-            table_staleness_ms: 0,
+            table_staleness_ms: staleness_ms,
             storage: lake.storage,
             ..GatewayConfig::default()
         };
@@ -150,15 +163,36 @@ impl Fixture {
         fixture
     }
 
-    /// Installs a bundle with the admin, the analyst and `products`.
+    /// Installs a bundle with the admin, the analyst and `products`; the
+    /// analyst holds a grant on each discoverable one.
     pub fn install(&mut self, products: Vec<BundleProduct>, version: i64) {
-        let mut content = BundleContent {
+        let grants = products
+            .iter()
+            .filter(|p| p.visibility == Visibility::Discoverable)
+            .map(|p| GrantSpec {
+                name: format!("ana-{}-{}", p.domain, p.name),
+                subject: Subject::Principal { name: "ana".into() },
+                target: Target::Product {
+                    domain: p.domain.clone(),
+                    product: p.name.clone(),
+                },
+                purposes: vec![],
+                expires_at: None,
+            })
+            .collect();
+        let content = BundleContent {
             products,
             principals: vec![
                 principal("admin", ADMIN_KEY, true),
                 principal("ana", ANALYST_KEY, false),
             ],
+            grants,
+            ..BundleContent::default()
         };
+        self.install_content(content, version);
+    }
+
+    pub fn install_content(&self, mut content: BundleContent, version: i64) {
         content.canonicalize();
         self.engine
             .install(Bundle::new(version, content, Utc::now()))
@@ -202,9 +236,23 @@ impl Fixture {
 
     /// `POST /api/v1/query` asking for an Arrow IPC stream.
     pub async fn http_query(&self, key: &str, sql: &str) -> Result<Vec<RecordBatch>, (u16, serde_json::Value)> {
-        let response = reqwest::Client::new()
+        self.http_query_for(key, None, sql).await
+    }
+
+    /// The same, declaring a purpose.
+    pub async fn http_query_for(
+        &self,
+        key: &str,
+        purpose: Option<&str>,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>, (u16, serde_json::Value)> {
+        let mut request = reqwest::Client::new()
             .post(format!("http://{}/api/v1/query", self.http))
-            .bearer_auth(key)
+            .bearer_auth(key);
+        if let Some(purpose) = purpose {
+            request = request.header("tessera-purpose", purpose);
+        }
+        let response = request
             .header("accept", "application/vnd.apache.arrow.stream")
             .json(&serde_json::json!({ "sql": sql }))
             .send()

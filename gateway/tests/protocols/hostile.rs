@@ -210,6 +210,7 @@ async fn result_caps_and_concurrency_limits_give_typed_errors() {
         .session(
             &fixture.engine.authenticate(ADMIN_KEY).expect("key"),
             Protocol::InProcess,
+            None,
         )
         .expect("session")
         .sql("SELECT * FROM sales.lineitem")
@@ -338,7 +339,10 @@ async fn a_saturated_gateway_queues_briefly_then_answers_busy() {
     })
     .await;
     let admin = fixture.engine.authenticate(ADMIN_KEY).expect("key");
-    let session = fixture.engine.session(&admin, Protocol::InProcess).expect("session");
+    let session = fixture
+        .engine
+        .session(&admin, Protocol::InProcess, None)
+        .expect("session");
     // A result being read holds the only slot.
     let held = session.sql("SELECT * FROM sales.lineitem").await.expect("runs");
 

@@ -3,6 +3,9 @@
 //! lock-down of untrusted SQL, limits, and products appearing and disappearing
 //! with the bundle.
 
+mod differential;
 mod fixture;
+mod governance;
 mod hostile;
+mod sqlgen;
 mod tpch;

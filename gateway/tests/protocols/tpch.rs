@@ -47,7 +47,7 @@ async fn suite(fixture: Fixture) {
 
         let session = fixture
             .engine
-            .session(&principal, Protocol::InProcess)
+            .session(&principal, Protocol::InProcess, None)
             .expect("session");
         let in_process = session.sql(sql).await.expect(name).collect().await.expect(name);
         assert_eq!(rows(&in_process), expected, "{name}: in process");

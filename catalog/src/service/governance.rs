@@ -1,0 +1,618 @@
+//! Governance use cases: policies (grants, masks, row filters), access
+//! requests, gateways' reports, query audit, and the policy half of the bundle.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tessera_contracts::api::{
+    AccessApproval, AccessDenial, AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditBatch, FieldError,
+    GatewayReport, GatewayState, GatewayStatus, Page, Product, UsageRecord,
+};
+use tessera_contracts::bundle::BundlePort;
+use tessera_contracts::names::validate_name;
+use tessera_contracts::odcs;
+use tessera_contracts::policy::{
+    ColumnSelector, GrantSpec, MaskFunction, MaskSpec, PolicyColumn, RowFilterSpec, Subject, Target,
+};
+
+use super::{Catalog, Paging, check_name, finish, page, stored_contract};
+use crate::authz::Caller;
+use crate::error::ApiError;
+use crate::store::{AccessDecision, AccessRequestQuery, NewPolicy, PolicyKind, StoredPolicy};
+
+/// A gateway silent for longer than this is STALE whatever it last reported
+/// (gateways report at least every watch cycle, 25 s).
+const REPORT_INTERVAL_GRACE: ChronoDuration = ChronoDuration::seconds(90);
+
+/// The three policy specs, handled alike.
+pub trait PolicySpec: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const KIND: PolicyKind;
+    fn name(&self) -> &str;
+    /// The one domain the policy lies in: its owners manage it. None: admins only.
+    fn domain(&self) -> Option<&str>;
+    fn as_ref(&self) -> PolicyRef<'_>;
+}
+
+/// One policy spec, whichever kind.
+pub enum PolicyRef<'a> {
+    Grant(&'a GrantSpec),
+    Mask(&'a MaskSpec),
+    RowFilter(&'a RowFilterSpec),
+}
+
+impl PolicySpec for GrantSpec {
+    const KIND: PolicyKind = PolicyKind::Grant;
+    fn as_ref(&self) -> PolicyRef<'_> {
+        PolicyRef::Grant(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn domain(&self) -> Option<&str> {
+        self.target.domain()
+    }
+}
+
+impl PolicySpec for MaskSpec {
+    const KIND: PolicyKind = PolicyKind::Mask;
+    fn as_ref(&self) -> PolicyRef<'_> {
+        PolicyRef::Mask(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn domain(&self) -> Option<&str> {
+        self.target.domain()
+    }
+}
+
+impl PolicySpec for RowFilterSpec {
+    const KIND: PolicyKind = PolicyKind::RowFilter;
+    fn as_ref(&self) -> PolicyRef<'_> {
+        PolicyRef::RowFilter(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn domain(&self) -> Option<&str> {
+        Some(&self.domain)
+    }
+}
+
+/// A stored policy with its spec read back.
+pub struct Typed<T> {
+    pub spec: T,
+    pub stored: StoredPolicy,
+}
+
+fn typed<T: PolicySpec>(stored: StoredPolicy) -> Result<Typed<T>, ApiError> {
+    let spec = serde_json::from_value(stored.spec.clone())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored {} {:?}: {e}", T::KIND.noun(), stored.name)))?;
+    Ok(Typed { spec, stored })
+}
+
+fn field(path: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl Catalog {
+    /// Whether the caller may write policies lying in `domain` (None: mesh-wide).
+    async fn may_manage(&self, caller: &Caller, domain: Option<&str>) -> Result<bool, ApiError> {
+        if caller.is_admin() {
+            return Ok(true);
+        }
+        let Some(domain) = domain else { return Ok(false) };
+        Ok(match self.store.get_domain(domain).await? {
+            Some(d) => self.authz.owns_domain(caller, &d),
+            None => false,
+        })
+    }
+
+    async fn require_manage(&self, caller: &Caller, domain: Option<&str>) -> Result<(), ApiError> {
+        if self.may_manage(caller, domain).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(match domain {
+                Some(d) => format!("only platform admins and the owners of domain {d:?} manage its policies"),
+                None => "only platform admins manage policies spanning the mesh".into(),
+            }))
+        }
+    }
+
+    /// The latest contract of each major version of a product: major -> schema object.
+    async fn schemas_by_major(
+        &self,
+        domain: &str,
+        product: &str,
+    ) -> Result<BTreeMap<u32, odcs::SchemaObject>, ApiError> {
+        let mut latest: BTreeMap<u32, (semver::Version, odcs::SchemaObject)> = BTreeMap::new();
+        for stored in self.store.all_contracts(domain, product).await? {
+            let Ok(version) = semver::Version::parse(&stored.version) else {
+                continue;
+            };
+            let Ok(contract) = stored_contract(&stored) else {
+                continue;
+            };
+            let Some(object) = contract.schema.and_then(|s| s.into_iter().next()) else {
+                continue;
+            };
+            let major = u32::try_from(version.major).unwrap_or(u32::MAX);
+            if latest.get(&major).is_none_or(|(v, _)| *v < version) {
+                latest.insert(major, (version, object));
+            }
+        }
+        Ok(latest.into_iter().map(|(m, (_, o))| (m, o)).collect())
+    }
+
+    /// The ports of a product for the bundle, each with its contract's columns.
+    pub(super) async fn bundle_ports(&self, product: &Product) -> Result<Vec<BundlePort>, ApiError> {
+        let schemas = self.schemas_by_major(&product.domain, &product.name).await?;
+        Ok(product
+            .output_ports
+            .iter()
+            .map(|port| BundlePort {
+                major_version: port.major_version,
+                location: port.location.clone(),
+                columns: schemas
+                    .get(&port.major_version)
+                    .and_then(|o| o.properties.as_ref())
+                    .map(|props| {
+                        props
+                            .iter()
+                            .filter_map(|p| {
+                                Some(PolicyColumn {
+                                    name: odcs::arrow::column_name(p)?.to_string(),
+                                    classification: p.classification.clone(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Every policy, typed, for the bundle.
+    pub(super) async fn bundle_policies(
+        &self,
+    ) -> Result<(Vec<GrantSpec>, Vec<MaskSpec>, Vec<RowFilterSpec>), ApiError> {
+        let (mut grants, mut masks, mut filters) = (Vec::new(), Vec::new(), Vec::new());
+        for stored in self.store.all_policies().await? {
+            match stored.kind {
+                PolicyKind::Grant => grants.push(typed::<GrantSpec>(stored)?.spec),
+                PolicyKind::Mask => masks.push(typed::<MaskSpec>(stored)?.spec),
+                PolicyKind::RowFilter => filters.push(typed::<RowFilterSpec>(stored)?.spec),
+            }
+        }
+        Ok((grants, masks, filters))
+    }
+
+    /// What a caller's live grants cover, for catalog visibility.
+    pub(super) async fn granted_targets(
+        &self,
+        principal: &tessera_contracts::api::Principal,
+        teams: &[String],
+    ) -> Result<Vec<Target>, ApiError> {
+        let asker = tessera_contracts::policy::Asker {
+            name: &principal.name,
+            admin: principal.admin,
+            attributes: &principal.attributes,
+            teams,
+            purpose: None,
+        };
+        let now = Utc::now();
+        let (grants, _, _) = self.bundle_policies().await?;
+        Ok(grants
+            .into_iter()
+            .filter(|g| g.expires_at.is_none_or(|at| at > now) && g.subject.matches(&asker))
+            .map(|g| g.target)
+            .collect())
+    }
+
+    // ------------------------------------------------------------ validation
+
+    async fn check_target(&self, errors: &mut Vec<FieldError>, target: &Target) -> Result<(), ApiError> {
+        match target {
+            Target::Product { domain, product } => {
+                if self.store.get_product(domain, product).await?.is_none() {
+                    errors.push(field("target", format!("product {domain}.{product} not found")));
+                }
+            }
+            Target::Domain { domain } => {
+                if self.store.get_domain(domain).await?.is_none() {
+                    errors.push(field("target.domain", format!("domain {domain:?} not found")));
+                }
+            }
+            Target::Tag { tag } => {
+                if tag.is_empty() || tag.len() > 64 {
+                    errors.push(field("target.tag", "must have 1 to 64 characters"));
+                }
+            }
+            Target::All => {}
+        }
+        Ok(())
+    }
+
+    fn check_purposes(errors: &mut Vec<FieldError>, path: &str, purposes: &[String]) {
+        for (i, p) in purposes.iter().enumerate() {
+            if let Err(e) = validate_name(p) {
+                errors.push(field(&format!("{path}[{i}]"), e.to_string()));
+            }
+        }
+    }
+
+    async fn check_grant(&self, grant: &GrantSpec) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &grant.name) {
+            errors.push(e);
+        }
+        match &grant.subject {
+            Subject::Principal { name } => {
+                if self.store.get_principal(name).await?.is_none() {
+                    errors.push(field("subject.name", format!("principal {name:?} not found")));
+                }
+            }
+            Subject::Group { name } | Subject::Attribute { value: name, .. } => {
+                if name.is_empty() || name.len() > 128 {
+                    errors.push(field("subject", "must name 1 to 128 characters"));
+                }
+            }
+        }
+        self.check_target(&mut errors, &grant.target).await?;
+        Self::check_purposes(&mut errors, "purposes", &grant.purposes);
+        if grant.expires_at.is_some_and(|at| at <= Utc::now()) {
+            errors.push(field("expires_at", "must be in the future"));
+        }
+        finish(errors)
+    }
+
+    async fn check_mask(&self, mask: &MaskSpec) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &mask.name) {
+            errors.push(e);
+        }
+        self.check_target(&mut errors, &mask.target).await?;
+        if let MaskFunction::Partial { keep } = mask.function
+            && !(1..=64).contains(&keep)
+        {
+            errors.push(field("function.keep", "must be 1 to 64"));
+        }
+        match &mask.columns {
+            ColumnSelector::Classification { classification } if classification.is_empty() => {
+                errors.push(field("columns.classification", "must not be empty"));
+            }
+            ColumnSelector::Column { column } => {
+                if let Target::Product { domain, product } = &mask.target {
+                    let schemas = self.schemas_by_major(domain, product).await?;
+                    let known = schemas.values().any(|o| {
+                        o.properties
+                            .iter()
+                            .flatten()
+                            .any(|p| odcs::arrow::column_name(p) == Some(column.as_str()))
+                    });
+                    if !known {
+                        errors.push(field(
+                            "columns.column",
+                            format!("{domain}.{product} has no column {column:?} in any contract"),
+                        ));
+                    }
+                } else if column.is_empty() {
+                    errors.push(field("columns.column", "must not be empty"));
+                }
+            }
+            ColumnSelector::Classification { .. } => {}
+        }
+        finish(errors)
+    }
+
+    async fn check_row_filter(&self, filter: &RowFilterSpec) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if let Err(e) = check_name("name", &filter.name) {
+            errors.push(e);
+        }
+        if self.store.get_product(&filter.domain, &filter.product).await?.is_none() {
+            errors.push(field(
+                "product",
+                format!("product {}.{} not found", filter.domain, filter.product),
+            ));
+            return finish(errors);
+        }
+        let schemas = self.schemas_by_major(&filter.domain, &filter.product).await?;
+        if schemas.is_empty() {
+            errors.push(field(
+                "expression",
+                format!(
+                    "{}.{} has no contract yet: a row filter is checked against the contract's schema",
+                    filter.domain, filter.product
+                ),
+            ));
+        }
+        for (major, object) in &schemas {
+            let schema = odcs::arrow::object_schema(object).map_err(|e| {
+                ApiError::Conflict(format!(
+                    "the contract of major version {major} has no usable schema: {e}"
+                ))
+            })?;
+            if let Err(e) = tessera_lake::policy::check(&filter.expression, &schema) {
+                errors.push(field(
+                    "expression",
+                    format!("against major version {major}'s contract: {e}"),
+                ));
+            }
+        }
+        Self::check_purposes(&mut errors, "exempt.purposes", &filter.exempt.purposes);
+        finish(errors)
+    }
+
+    async fn check_policy<T: PolicySpec>(&self, spec: &T) -> Result<(), ApiError> {
+        match spec.as_ref() {
+            PolicyRef::Grant(g) => self.check_grant(g).await,
+            PolicyRef::Mask(m) => self.check_mask(m).await,
+            PolicyRef::RowFilter(f) => self.check_row_filter(f).await,
+        }
+    }
+
+    fn new_policy<T: PolicySpec>(spec: &T) -> Result<NewPolicy, ApiError> {
+        Ok(NewPolicy {
+            kind: T::KIND,
+            name: spec.name().to_string(),
+            domain: spec.domain().map(str::to_string),
+            spec: serde_json::to_value(spec).map_err(|e| ApiError::Internal(e.into()))?,
+        })
+    }
+
+    // ------------------------------------------------------------ policies
+
+    pub async fn create_policy<T: PolicySpec>(&self, caller: &Caller, spec: T) -> Result<Typed<T>, ApiError> {
+        self.require_manage(caller, spec.domain()).await?;
+        self.check_policy(&spec).await?;
+        let stored = self
+            .store
+            .create_policy(caller.name(), &Self::new_policy(&spec)?)
+            .await?;
+        typed(stored)
+    }
+
+    pub async fn replace_policy<T: PolicySpec>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        spec: T,
+        if_match: Option<i64>,
+    ) -> Result<Typed<T>, ApiError> {
+        if spec.name() != name {
+            return Err(ApiError::Validation(vec![field(
+                "name",
+                "must be the name in the path",
+            )]));
+        }
+        let current = self.get_policy::<T>(caller, name).await?;
+        self.require_manage(caller, current.spec.domain()).await?;
+        self.require_manage(caller, spec.domain()).await?;
+        self.check_policy(&spec).await?;
+        let stored = self
+            .store
+            .replace_policy(caller.name(), &Self::new_policy(&spec)?, if_match)
+            .await?;
+        typed(stored)
+    }
+
+    pub async fn get_policy<T: PolicySpec>(&self, caller: &Caller, name: &str) -> Result<Typed<T>, ApiError> {
+        let not_found = || ApiError::NotFound(format!("{} {name:?} not found", T::KIND.noun()));
+        let stored = self.store.get_policy(T::KIND, name).await?.ok_or_else(not_found)?;
+        if !self.may_manage(caller, stored.domain.as_deref()).await? {
+            return Err(not_found());
+        }
+        typed(stored)
+    }
+
+    /// Admins list every policy; domain owners list their domain's (`domain` required).
+    pub async fn list_policies<T: PolicySpec>(
+        &self,
+        caller: &Caller,
+        domain: Option<&str>,
+        paging: &Paging,
+    ) -> Result<Page<Typed<T>>, ApiError> {
+        if !caller.is_admin() {
+            let Some(d) = domain else {
+                return Err(ApiError::Forbidden(
+                    "only platform admins list every policy; domain owners pass ?domain=".into(),
+                ));
+            };
+            self.require_manage(caller, Some(d)).await?;
+        }
+        let request = paging.request()?;
+        let rows = self.store.list_policies(T::KIND, domain, &request).await?;
+        let typed_rows = rows.into_iter().map(typed).collect::<Result<Vec<_>, _>>()?;
+        Ok(page(typed_rows, &request, |t| t.stored.name.clone()))
+    }
+
+    pub async fn delete_policy<T: PolicySpec>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let current = self.get_policy::<T>(caller, name).await?;
+        self.require_manage(caller, current.spec.domain()).await?;
+        Ok(self.store.delete_policy(caller.name(), T::KIND, name, if_match).await?)
+    }
+
+    // ------------------------------------------------------------ access requests
+
+    pub async fn request_access(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        product: &str,
+        body: AccessRequestCreate,
+    ) -> Result<AccessRequest, ApiError> {
+        self.visible_product(caller, domain, product).await?;
+        let mut errors = Vec::new();
+        if let Err(e) = validate_name(&body.purpose) {
+            errors.push(field("purpose", e.to_string()));
+        }
+        let len = body.justification.trim().chars().count();
+        if len == 0 || len > 4000 {
+            errors.push(field("justification", "must have 1 to 4000 characters"));
+        }
+        finish(errors)?;
+        Ok(self
+            .store
+            .create_access_request(caller.name(), domain, product, &body)
+            .await?)
+    }
+
+    pub async fn list_access_requests(
+        &self,
+        caller: &Caller,
+        status: Option<AccessRequestStatus>,
+        product: Option<(String, String)>,
+        paging: &Paging,
+    ) -> Result<Page<AccessRequest>, ApiError> {
+        let request = paging.request()?;
+        let query = AccessRequestQuery {
+            visible_to: (!caller.is_admin()).then(|| caller.name().to_string()),
+            status,
+            product,
+            page: request.clone(),
+        };
+        let rows = self.store.list_access_requests(&query).await?;
+        Ok(page(rows, &request, |r| r.id.to_string()))
+    }
+
+    /// A request, for its requester, the product's owners and admins (404 to others).
+    pub async fn get_access_request(&self, caller: &Caller, id: i64) -> Result<(AccessRequest, bool), ApiError> {
+        let not_found = || ApiError::NotFound(format!("access request {id} not found"));
+        let request = self.store.get_access_request(id).await?.ok_or_else(not_found)?;
+        let owner = match self.store.get_domain(&request.domain).await? {
+            Some(d) => match self.store.get_product(&request.domain, &request.product).await? {
+                Some(p) => self.authz.owns_product(caller, &d, &p),
+                None => false,
+            },
+            None => false,
+        };
+        if !owner && request.requester != caller.name() {
+            return Err(not_found());
+        }
+        Ok((request, owner))
+    }
+
+    async fn decide(&self, caller: &Caller, id: i64, decision: AccessDecision) -> Result<AccessRequest, ApiError> {
+        let (_, owner) = self.get_access_request(caller, id).await?;
+        if !owner {
+            return Err(ApiError::Forbidden(
+                "only the product's owners decide on access to it".into(),
+            ));
+        }
+        Ok(self.store.decide_access_request(caller.name(), id, &decision).await?)
+    }
+
+    pub async fn approve_access(
+        &self,
+        caller: &Caller,
+        id: i64,
+        body: AccessApproval,
+    ) -> Result<AccessRequest, ApiError> {
+        if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::Validation(vec![field("expires_at", "must be in the future")]));
+        }
+        let (request, _) = self.get_access_request(caller, id).await?;
+        let grant = GrantSpec {
+            name: format!("access_request_{id}"),
+            subject: Subject::Principal {
+                name: request.requester.clone(),
+            },
+            target: Target::Product {
+                domain: request.domain.clone(),
+                product: request.product.clone(),
+            },
+            purposes: vec![request.purpose.clone()],
+            expires_at: body.expires_at,
+        };
+        let decision = AccessDecision {
+            grant: Some(Self::new_policy(&grant)?),
+            note: body.note,
+            expires_at: body.expires_at,
+        };
+        self.decide(caller, id, decision).await
+    }
+
+    pub async fn deny_access(&self, caller: &Caller, id: i64, body: AccessDenial) -> Result<AccessRequest, ApiError> {
+        let decision = AccessDecision {
+            grant: None,
+            note: body.note,
+            expires_at: None,
+        };
+        self.decide(caller, id, decision).await
+    }
+
+    // ------------------------------------------------------------ gateways and audit
+
+    pub async fn report_gateway(&self, caller: &Caller, name: &str, report: GatewayReport) -> Result<(), ApiError> {
+        self.authz.require_admin(caller)?;
+        check_name("name", name).map_err(|e| ApiError::Validation(vec![e]))?;
+        Ok(self.store.report_gateway(name, &report).await?)
+    }
+
+    pub async fn list_gateways(&self, caller: &Caller) -> Result<Vec<GatewayStatus>, ApiError> {
+        self.authz.require_admin(caller)?;
+        let current = self.build_bundle().await?;
+        let now = Utc::now();
+        Ok(self
+            .store
+            .list_gateways()
+            .await?
+            .into_iter()
+            .map(|row| {
+                let state = if row.report.rejected_version.is_some() {
+                    GatewayState::Nacked
+                } else if row.report.hash == current.hash && now - row.reported_at <= REPORT_INTERVAL_GRACE {
+                    GatewayState::Synced
+                } else {
+                    GatewayState::Stale
+                };
+                GatewayStatus {
+                    name: row.name,
+                    state,
+                    version: row.report.version,
+                    hash: row.report.hash,
+                    rejected_version: row.report.rejected_version,
+                    error: row.report.error,
+                    reported_at: row.reported_at,
+                }
+            })
+            .collect())
+    }
+
+    pub async fn add_audit(&self, caller: &Caller, batch: AuditBatch) -> Result<u64, ApiError> {
+        self.authz.require_admin(caller)?;
+        check_name("gateway", &batch.gateway).map_err(|e| ApiError::Validation(vec![e]))?;
+        if batch.records.len() > 10_000 {
+            return Err(ApiError::Validation(vec![field(
+                "records",
+                "at most 10000 records per batch",
+            )]));
+        }
+        Ok(self.store.add_audit(&batch.gateway, &batch.records).await?)
+    }
+
+    /// A product's usage, for its owners and admins.
+    pub async fn usage(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        product: &str,
+        paging: &Paging,
+    ) -> Result<Page<UsageRecord>, ApiError> {
+        self.owned_product(caller, domain, product).await?;
+        let request = paging.request()?;
+        let rows = self.store.list_usage(domain, product, &request).await?;
+        Ok(page(rows, &request, |r| r.id.to_string()))
+    }
+}
