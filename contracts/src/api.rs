@@ -878,7 +878,7 @@ pub struct AuditRecord {
 pub struct AuditBatch {
     #[schema(min_length = 1, max_length = 128)]
     pub gateway: String,
-    #[schema(max_items = 10000)]
+    /// At most 10,000 records (and the request body limit).
     pub records: Vec<AuditRecord>,
 }
 

@@ -10,20 +10,26 @@
 //! and volatile functions are refused: a filter decides on the row alone.
 
 use std::ops::ControlFlow;
+use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNode;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Value, ValueWithSpan, Visitor,
+    Expr as SqlExpr, ExprWithAlias, FunctionArg, FunctionArgExpr, FunctionArguments, Value, ValueWithSpan, Visitor,
     visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use tessera_contracts::api::Attributes;
 use tessera_contracts::policy::AttributeKey;
+
+/// The functions filters may call (DataFusion's defaults), set up once.
+static PLANNER: LazyLock<SessionState> = LazyLock::new(|| SessionStateBuilder::new().with_default_features().build());
 
 /// Deep enough for any honest filter, shallow enough for the parser's stack.
 const MAX_DEPTH: usize = 64;
@@ -151,10 +157,19 @@ fn text(value: &str) -> SqlExpr {
 /// Plans an instantiated filter over `schema` into a DataFusion expression,
 /// refusing anything that is not a deterministic boolean row predicate.
 pub fn plan(expr: &SqlExpr, schema: &Schema) -> Result<Expr, String> {
-    let df_schema = DFSchema::try_from(schema.clone()).map_err(|e| e.to_string())?;
-    let state = SessionStateBuilder::new().with_default_features().build();
-    let planned = state
-        .create_logical_expr(&expr.to_string(), &df_schema)
+    let df_schema = Arc::new(DFSchema::try_from(schema.clone()).map_err(|e| e.to_string())?);
+    // Planned from the parsed expression (no second parse, in another dialect),
+    // then coerced, so that its types meet the physical planner's expectations.
+    let aliased = ExprWithAlias {
+        expr: expr.clone(),
+        alias: None,
+    };
+    let planned = PLANNER
+        .create_logical_expr_from_sql_expr(aliased, &df_schema)
+        .map_err(|e| strip(&e.to_string()))?;
+    let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(Arc::clone(&df_schema)).build());
+    let planned = simplifier
+        .coerce(planned, &df_schema)
         .map_err(|e| strip(&e.to_string()))?;
     let mut refused = None;
     planned
@@ -180,7 +195,9 @@ pub fn plan(expr: &SqlExpr, schema: &Schema) -> Result<Expr, String> {
     if planned.is_volatile() {
         return Err("a row filter must be deterministic (no random() or now())".into());
     }
-    let ty = planned.get_type(&df_schema).map_err(|e| strip(&e.to_string()))?;
+    let ty = planned
+        .get_type(df_schema.as_ref())
+        .map_err(|e| strip(&e.to_string()))?;
     if ty != DataType::Boolean && ty != DataType::Null {
         return Err(format!("a row filter must be boolean, this one is {ty}"));
     }

@@ -183,6 +183,12 @@ policy_endpoints!(
     delete_row_filter
 );
 
+/// An access request's id from its path: anything else names no request.
+fn request_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("access request {id:?} not found")))
+}
+
 /// Filters of the access-request listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -237,39 +243,39 @@ pub async fn list_access_requests(
 
 /// One access request (its requester, the product's owners and admins).
 #[utoipa::path(get, path = "/api/v1/access-requests/{id}", tag = "access",
-    params(("id" = i64, Path)), responses((status = 200, body = AccessRequest)))]
+    params(("id" = String, Path, pattern = "^[0-9]{1,18}$")), responses((status = 200, body = AccessRequest)))]
 pub async fn get_access_request(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<AccessRequest>> {
-    Ok(Json(app.catalog.get_access_request(&caller, id).await?.0))
+    Ok(Json(app.catalog.get_access_request(&caller, request_id(&id)?).await?.0))
 }
 
 /// Approves a pending request: a grant to the requester, for the request's purpose, until `expires_at`.
 #[utoipa::path(post, path = "/api/v1/access-requests/{id}/approve", tag = "access",
-    request_body = AccessApproval, params(("id" = i64, Path)),
+    request_body = AccessApproval, params(("id" = String, Path, pattern = "^[0-9]{1,18}$")),
     responses((status = 200, body = AccessRequest)))]
 pub async fn approve_access(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<AccessApproval>,
 ) -> ApiResult<Json<AccessRequest>> {
-    Ok(Json(app.catalog.approve_access(&caller, id, body).await?))
+    Ok(Json(app.catalog.approve_access(&caller, request_id(&id)?, body).await?))
 }
 
 /// Denies a pending request.
 #[utoipa::path(post, path = "/api/v1/access-requests/{id}/deny", tag = "access",
-    request_body = AccessDenial, params(("id" = i64, Path)),
+    request_body = AccessDenial, params(("id" = String, Path, pattern = "^[0-9]{1,18}$")),
     responses((status = 200, body = AccessRequest)))]
 pub async fn deny_access(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<AccessDenial>,
 ) -> ApiResult<Json<AccessRequest>> {
-    Ok(Json(app.catalog.deny_access(&caller, id, body).await?))
+    Ok(Json(app.catalog.deny_access(&caller, request_id(&id)?, body).await?))
 }
 
 /// Every gateway that reported, with the bundle it serves: SYNCED, STALE or NACKED.

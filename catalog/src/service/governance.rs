@@ -93,6 +93,13 @@ fn typed<T: PolicySpec>(stored: StoredPolicy) -> Result<Typed<T>, ApiError> {
     Ok(Typed { spec, stored })
 }
 
+fn check_note(note: Option<&str>) -> Result<(), ApiError> {
+    if note.is_some_and(|n| n.chars().count() > 4000) {
+        return Err(ApiError::Validation(vec![field("note", "at most 4000 characters")]));
+    }
+    Ok(())
+}
+
 fn field(path: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         path: path.into(),
@@ -315,6 +322,10 @@ impl Catalog {
         if let Err(e) = check_name("name", &filter.name) {
             errors.push(e);
         }
+        if filter.expression.chars().count() > 8192 {
+            errors.push(field("expression", "at most 8192 characters"));
+            return finish(errors);
+        }
         if self.store.get_product(&filter.domain, &filter.product).await?.is_none() {
             errors.push(field(
                 "product",
@@ -519,6 +530,7 @@ impl Catalog {
         id: i64,
         body: AccessApproval,
     ) -> Result<AccessRequest, ApiError> {
+        check_note(body.note.as_deref())?;
         if body.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(ApiError::Validation(vec![field("expires_at", "must be in the future")]));
         }
@@ -544,6 +556,7 @@ impl Catalog {
     }
 
     pub async fn deny_access(&self, caller: &Caller, id: i64, body: AccessDenial) -> Result<AccessRequest, ApiError> {
+        check_note(body.note.as_deref())?;
         let decision = AccessDecision {
             grant: None,
             note: body.note,
@@ -557,6 +570,9 @@ impl Catalog {
     pub async fn report_gateway(&self, caller: &Caller, name: &str, report: GatewayReport) -> Result<(), ApiError> {
         self.authz.require_admin(caller)?;
         check_name("name", name).map_err(|e| ApiError::Validation(vec![e]))?;
+        if report.error.as_ref().is_some_and(|e| e.chars().count() > 4000) {
+            return Err(ApiError::Validation(vec![field("error", "at most 4000 characters")]));
+        }
         Ok(self.store.report_gateway(name, &report).await?)
     }
 
@@ -599,6 +615,14 @@ impl Catalog {
                 "at most 10000 records per batch",
             )]));
         }
+        let errors: Vec<FieldError> = batch
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.sql.len() > 262_144)
+            .map(|(i, _)| field(&format!("records[{i}].sql"), "at most 262144 bytes"))
+            .collect();
+        finish(errors)?;
         Ok(self.store.add_audit(&batch.gateway, &batch.records).await?)
     }
 

@@ -537,6 +537,42 @@ async fn without_a_grant_nothing_exists() {
             "{protocol}: an existing product must fail like a missing one"
         );
     }
+    // pg_catalog and Flight SQL's GetTables are per principal too.
+    let pg_class = "SELECT relname FROM pg_catalog.pg_class WHERE relname = 'customer'";
+    let sam_pg = pg_as(&fixture, sam).await;
+    assert!(pg_rows(&sam_pg.simple_query(pg_class).await.expect("runs")).is_empty());
+    let ana_pg = pg_as(&fixture, ANA).await;
+    assert_eq!(
+        pg_rows(&ana_pg.simple_query(pg_class).await.expect("runs")),
+        [["customer"]]
+    );
+    for (persona, expected) in [(sam, 0), (ANA, 3)] {
+        let mut client = flight_as(&fixture, persona).await;
+        let info = client
+            .get_tables(arrow_flight::sql::CommandGetTables {
+                catalog: None,
+                db_schema_filter_pattern: Some("customers".into()),
+                table_name_filter_pattern: None,
+                table_types: vec![],
+                include_schema: false,
+            })
+            .await
+            .expect("tables");
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        let batches: Vec<RecordBatch> = client
+            .do_get(ticket)
+            .await
+            .expect("streams")
+            .try_collect()
+            .await
+            .expect("batches");
+        let tables: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(
+            tables, expected,
+            "{} lists {tables} tables over Flight SQL",
+            persona.name
+        );
+    }
     let (status, problem) = fixture
         .http_query(SAM_KEY, "SELECT * FROM customers.customer")
         .await
