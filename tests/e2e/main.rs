@@ -897,37 +897,12 @@ async fn a_standalone_gateway_follows_the_catalog() {
     let key = catalog.bootstrap_key.clone().expect("key");
     let base = format!("{}/api/v1", catalog.url);
 
-    let mut gateway = Command::new(BIN)
-        .args(["gateway", "--catalog", &catalog.url, "--key", &key])
-        .env("TESSERA_GATEWAY_DATA_DIR", dir.path().join("gateway"))
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--pg-listen",
-            "127.0.0.1:0",
-            "--flight-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gateway starts");
-    // Read stdout to its end, so the gateway never writes into a closed pipe.
-    let stdout = gateway.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut query_url = None;
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
-        if line.contains("SQL over HTTP:") {
-            query_url = line.split_whitespace().last().map(str::to_string);
-            break;
-        }
-    }
-    let query_url = query_url.expect("the gateway prints its query URL");
+    let gateway_dir = dir.path().join("gateway");
+    let (mut gateway, query_url) = start_gateway(
+        &catalog.url,
+        &key,
+        &[("TESSERA_GATEWAY_DATA_DIR", gateway_dir.to_str().expect("utf-8"))],
+    );
 
     for (path, body) in [
         ("/teams", json!({"name": "customers_team"})),
