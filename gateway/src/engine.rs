@@ -633,9 +633,7 @@ impl Session {
             lockdown()
                 .verify_plan(&plan)
                 .map_err(|e| QueryError::NotAllowed(e.to_string()))?;
-            if matches!(plan, LogicalPlan::Analyze(_)) && !touched(&plan)?.governed() {
-                Ok(plan)
-            } else if matches!(plan, LogicalPlan::Analyze(_)) {
+            if matches!(plan, LogicalPlan::Analyze(_)) && touched(&plan)?.governed() {
                 // Its metrics (rows per operator, pruned files) would describe hidden rows.
                 Err(QueryError::NotAllowed(
                     "EXPLAIN ANALYZE is not allowed over governed products: its figures would describe rows the policy hides"

@@ -314,17 +314,6 @@ pub enum Refresh {
     Refused(String),
 }
 
-/// Fetches and installs the current bundle once, without reporting (tests, tools).
-pub async fn refresh(engine: &Engine, source: &dyn BundleSource) -> Result<bool, SyncError> {
-    let Some(bundle) = source.fetch(engine.bundle_hash().as_deref()).await? else {
-        engine.confirm(SystemTime::now());
-        return Ok(false);
-    };
-    engine.install(bundle).map_err(failed)?;
-    engine.confirm(SystemTime::now());
-    Ok(true)
-}
-
 /// Audit records on their way to the catalog: an [`AuditSink`] that never
 /// blocks a query.
 pub struct Shipper {
