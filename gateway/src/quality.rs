@@ -2,32 +2,22 @@
 //! its freshness promise against the table's last commit.
 //!
 //! Checks touch rows, so they run here in the data plane (or in the CLI), never
-//! in the catalog: the catalog only stores the results it is sent.
+//! in the catalog: the catalog only stores the results it is sent. The checks
+//! themselves run in `tessera_lake::quality`, which the publisher shares.
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, Float64Array};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use tessera_contracts::api::{CheckStatus, QualityResult, QualityRunCreate};
 use tessera_contracts::odcs::DataContract;
-use tessera_contracts::odcs::quality::{self, How, Operator};
+use tessera_contracts::odcs::quality::{self, Operator};
+/// Why checks could not run at all (a single failing check is a result, not an
+/// error); defined in `tessera_lake`, where the checks run.
+pub use tessera_lake::quality::QualityError;
 
 /// The table name checks run against.
 const TABLE: &str = "product";
-
-/// Why checks could not run at all (a single failing check is a result, not an error).
-#[derive(Debug, thiserror::Error)]
-pub enum QualityError {
-    #[error(transparent)]
-    Lake(#[from] tessera_lake::LakeError),
-    #[error("there is no Delta table at {0}")]
-    NoTable(String),
-    #[error("cannot read the Delta table at {location}: {message}")]
-    Table { location: String, message: String },
-}
 
 /// Runs every check of `contract` on the Delta table at `location`, as of `now`
 /// (the freshness check measures the last commit's age against it).
@@ -41,50 +31,10 @@ pub async fn run(
         .await?
         .ok_or_else(|| QualityError::NoTable(location.to_string()))?;
     let meta = tessera_lake::meta_of(location, &table)?;
-    let failed = |e: &dyn std::fmt::Display| QualityError::Table {
-        location: location.to_string(),
-        message: e.to_string(),
-    };
     let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state()).map_err(|e| failed(&e))?;
-    let provider = table.table_provider().await.map_err(|e| failed(&e))?;
-    ctx.register_table(TABLE, provider).map_err(|e| failed(&e))?;
+    tessera_lake::quality::register(&ctx, TABLE, location, &table).await?;
 
-    let mut results = Vec::new();
-    for check in quality::checks(contract, TABLE) {
-        let mut result = QualityResult {
-            key: check.key,
-            path: check.path,
-            rule: check.rule,
-            status: CheckStatus::NotExecutable,
-            measured: None,
-            threshold: None,
-            dimension: check.dimension,
-            severity: check.severity,
-            message: None,
-        };
-        match check.how {
-            How::NotExecutable { reason } => result.message = Some(reason),
-            How::Sql { sql, operator } => {
-                result.threshold = Some(operator.describe());
-                match measure(&ctx, &sql).await {
-                    Ok(value) => {
-                        result.measured = Some(value);
-                        result.status = if operator.holds(value) {
-                            CheckStatus::Pass
-                        } else {
-                            CheckStatus::Fail
-                        };
-                    }
-                    Err(message) => {
-                        result.status = CheckStatus::Error;
-                        result.message = Some(message);
-                    }
-                }
-            }
-        }
-        results.push(result);
-    }
+    let mut results = tessera_lake::quality::evaluate(&ctx, TABLE, contract).await;
     if let Some(limit) = quality::freshness_limit(contract) {
         let age = meta
             .committed_at
@@ -118,37 +68,6 @@ pub async fn run(
         ran_at: Some(now),
         results,
     })
-}
-
-/// Runs one check's SQL: one row, one number.
-async fn measure(ctx: &SessionContext, sql: &str) -> Result<f64, String> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| e.to_string())?
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let batch = batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .ok_or("the check's query returned no row")?;
-    if batch.num_columns() != 1 || batch.num_rows() != 1 {
-        return Err(format!(
-            "the check's query must return one value, got {} row(s) of {} column(s)",
-            batch.num_rows(),
-            batch.num_columns()
-        ));
-    }
-    let column = cast(batch.column(0), &DataType::Float64).map_err(|e| e.to_string())?;
-    let values = column
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .ok_or("the check's value is not a number")?;
-    if values.is_null(0) {
-        return Err("the check's query returned NULL".into());
-    }
-    Ok(values.value(0))
 }
 
 #[cfg(test)]

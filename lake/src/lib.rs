@@ -11,6 +11,7 @@ use deltalake::DeltaTableError;
 use url::Url;
 
 pub mod policy;
+pub mod quality;
 pub mod tpch;
 
 /// Why a storage operation failed.

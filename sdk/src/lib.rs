@@ -1,14 +1,43 @@
-//! Tessera's Rust SDK: a typed client of the catalog's REST API.
+//! Tessera's Rust SDK: a typed client of the catalog's REST API and of the
+//! gateway's SQL endpoint.
+//!
+//! Every method builds its URL from one operation of [`ops`], the table of the
+//! OpenAPI document's operations (`docs/openapi.json`); a test keeps the two equal.
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, IF_MATCH};
-use reqwest::{Method, StatusCode};
-use serde::Serialize;
+pub mod flight;
+pub mod ops;
+pub mod publish;
+
+pub use arrow;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::ipc::reader::StreamReader;
+use arrow::record_batch::RecordBatch;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 pub use tessera_contracts::api;
 use tessera_contracts::api::{
-    ApiKeyCreate, ApiKeyCreated, CatalogVersion, ContractVersion, Domain, DomainCreate, DomainUpdate, Page, Problem,
-    Product, ProductCreate, ProductUpdate, QualityRun, QualityRunCreate, Team, TeamCreate, WhoAmI,
+    AccessApproval, AccessDenial, AccessRequest, AccessRequestCreate, AccessRequestStatus, ApiKey, ApiKeyCreate,
+    ApiKeyCreated, AuditBatch, CatalogVersion, Change, ContractVersion, ContractVersionSummary, Domain, DomainCreate,
+    DomainUpdate, GatewayReport, GatewayStatus, Lineage, Page, Principal, PrincipalCreate, PrincipalUpdate, Problem,
+    Product, ProductCreate, ProductStatus, ProductUpdate, QualityRun, QualityRunCreate, Readiness, Team, TeamCreate,
+    TeamUpdate, UsageRecord, Verification, Visibility, WhoAmI,
 };
+use tessera_contracts::bundle::Bundle;
+pub use tessera_contracts::document::DocumentFormat;
+pub use tessera_contracts::policy;
+use tessera_contracts::policy::{Grant, GrantSpec, Mask, MaskSpec, RowFilter, RowFilterSpec};
+
+use crate::ops::Operation;
+
+/// The media type of an Arrow IPC stream.
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+/// The gateway's response header naming a query.
+const QUERY_ID_HEADER: &str = "tessera-query-id";
+/// The gateway's request header declaring a query's purpose.
+const PURPOSE_HEADER: &str = "tessera-purpose";
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +49,9 @@ pub enum Error {
     Transport(#[from] reqwest::Error),
     #[error("invalid API key: it cannot be sent as a header")]
     InvalidKey,
+    /// A query's Arrow IPC stream could not be read.
+    #[error("Arrow IPC stream: {0}")]
+    Arrow(#[from] ArrowError),
 }
 
 impl Error {
@@ -29,6 +61,34 @@ impl Error {
             Self::Api { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The problem details of an API error.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Self::Api { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+
+    /// Whether the resource does not exist (or is invisible to the caller): 404.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// Whether the request conflicts with the resource's state (e.g. it exists already): 409.
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(StatusCode::CONFLICT)
+    }
+
+    /// Whether an `If-Match` ETag no longer matches (the resource moved on): 412.
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status() == Some(StatusCode::PRECONDITION_FAILED)
+    }
+
+    /// Whether the caller is not allowed to do this: 403.
+    pub fn is_forbidden(&self) -> bool {
+        self.status() == Some(StatusCode::FORBIDDEN)
     }
 }
 
@@ -41,19 +101,248 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
+/// The ETag of a resource at `revision` (its `revision` field), for `If-Match`.
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// Paging of a listing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Paging {
+    /// Items per page, 1 to 500 (default 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    /// The paging of the page after `page`, or `None` when `page` was the last.
+    pub fn next<T>(&self, page: &Page<T>) -> Option<Self> {
+        page.next_cursor.as_ref().map(|cursor| Self {
+            limit: self.limit,
+            cursor: Some(cursor.clone()),
+        })
+    }
+}
+
+/// Filters of the product listing across domains (`GET /api/v1/products`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProductParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Products carrying this tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProductStatus>,
+    /// Products of this owning team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    /// Case-insensitive search in name, title, description and tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Filters of a policy listing (grants, masks, row filters).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyParams {
+    /// Only policies lying in this domain (required of domain owners; admins see all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Filters of the access-request listing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccessRequestParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<AccessRequestStatus>,
+    /// Requests for one product: give `domain` and `product` together, or neither.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Paging of the change log: entries after sequence number `after`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChangeParams {
+    /// Entries after this sequence number (default 0: from the start); a page's
+    /// `next_cursor` is the `after` of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct WatchParams {
+    after: i64,
+    timeout_secs: u64,
+}
+
+/// A contract document exactly as submitted.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// `application/yaml` or `application/json`.
+    pub media_type: String,
+    pub text: String,
+}
+
+impl Document {
+    /// The document's format, from its media type.
+    pub fn format(&self) -> Option<DocumentFormat> {
+        DocumentFormat::from_content_type(&self.media_type)
+    }
+}
+
+#[derive(Serialize)]
+struct QueryRequest<'a> {
+    sql: &'a str,
+}
+
+/// One column of a query result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// The Arrow data type.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// A query's result in its JSON form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub query_id: String,
+    pub columns: Vec<Column>,
+    /// One object per row, keyed by column name.
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub row_count: Option<u64>,
+    #[serde(default)]
+    pub elapsed_ms: Option<u64>,
+    /// Set when the query failed after rows were sent; [`Client::query`] turns it
+    /// into an [`Error::Api`], so what it returns never has one.
+    #[serde(default)]
+    pub error: Option<Problem>,
+}
+
+/// A query's result as Arrow record batches.
+#[derive(Debug, Clone)]
+pub struct ArrowResult {
+    /// The query's id, as in its audit record.
+    pub query_id: Option<String>,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl ArrowResult {
+    /// The number of rows of all batches.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
 /// A client of one catalog, authenticated with one API key.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// Where queries go: the catalog's own listener unless set apart.
+    gateway: String,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.base)
+            .field("gateway", &self.gateway)
             .finish_non_exhaustive()
     }
+}
+
+/// The `reqwest` method of an operation.
+fn method(op: &Operation) -> Method {
+    match op.method {
+        "GET" => Method::GET,
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "DELETE" => Method::DELETE,
+        other => unreachable!("operation {} has an unknown method {other}", op.id),
+    }
+}
+
+/// Adds `If-Match` when an ETag is given.
+fn with_if_match(request: RequestBuilder, etag: Option<&str>) -> RequestBuilder {
+    match etag {
+        Some(etag) => request.header(IF_MATCH, etag),
+        None => request,
+    }
+}
+
+/// The response if it succeeded, else its problem as an error.
+async fn check(response: Response) -> Result<Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    let problem = serde_json::from_slice::<Problem>(&body).unwrap_or_else(|_| {
+        Problem::new(
+            "about:blank",
+            status.canonical_reason().unwrap_or("error"),
+            status.as_u16(),
+        )
+    });
+    Err(Error::Api {
+        status,
+        problem: Box::new(problem),
+    })
+}
+
+/// A header of a response as text.
+fn header(response: &Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Sends, and reads the JSON body with its ETag.
+async fn versioned<T: DeserializeOwned>(request: RequestBuilder) -> Result<Versioned<T>> {
+    let response = check(request.send().await?).await?;
+    let etag = header(&response, ETAG);
+    let value = response.json::<T>().await?;
+    Ok(Versioned { etag, value })
+}
+
+/// Sends, and reads the JSON body.
+async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T> {
+    Ok(versioned(request).await?.value)
+}
+
+/// Sends, expecting no body.
+async fn no_content(request: RequestBuilder) -> Result<()> {
+    check(request.send().await?).await?;
+    Ok(())
 }
 
 impl Client {
@@ -64,103 +353,223 @@ impl Client {
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         let http = reqwest::Client::builder().default_headers(headers).build()?;
+        let base = base.into().trim_end_matches('/').to_string();
         Ok(Self {
             http,
-            base: base.into().trim_end_matches('/').to_string(),
+            gateway: base.clone(),
+            base,
         })
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-        if_match: Option<&str>,
-    ) -> Result<Versioned<T>> {
-        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        if let Some(etag) = if_match {
-            request = request.header(IF_MATCH, etag);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let etag = response
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if !status.is_success() {
-            let problem = response.json::<Problem>().await.unwrap_or_else(|_| {
-                Problem::new(
-                    "about:blank",
-                    status.canonical_reason().unwrap_or("error"),
-                    status.as_u16(),
-                )
-            });
-            return Err(Error::Api {
-                status,
-                problem: Box::new(problem),
-            });
-        }
-        let value = response.json::<T>().await?;
-        Ok(Versioned { etag, value })
+    /// Sends queries to a gateway's HTTP listener at `url` instead of the catalog's.
+    #[must_use]
+    pub fn with_gateway(mut self, url: impl Into<String>) -> Self {
+        self.gateway = url.into().trim_end_matches('/').to_string();
+        self
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Versioned<T>> {
-        self.call::<(), T>(Method::GET, path, None, None).await
+    /// The catalog's root URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
-    pub async fn whoami(&self) -> Result<WhoAmI> {
-        Ok(self.get("/whoami").await?.value)
+    /// A request of `op` on the catalog, its path filled with `args`.
+    fn request(&self, op: &Operation, args: &[&str]) -> RequestBuilder {
+        self.http.request(method(op), op.url(&self.base, args))
     }
 
+    // ------------------------------------------------------------ system
+
+    /// Liveness: the catalog process answers.
+    pub async fn health(&self) -> Result<Readiness> {
+        json(self.request(&ops::HEALTH, &[])).await
+    }
+
+    /// Readiness, also when not ready (503): `status` is `ready` or `unavailable`, with each check.
+    pub async fn ready(&self) -> Result<Readiness> {
+        let response = self.request(&ops::READY, &[]).send().await?;
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(check(response).await?.json().await?);
+        }
+        let body = response.bytes().await?;
+        serde_json::from_slice::<Readiness>(&body).map_err(|_| Error::Api {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            problem: Box::new(
+                serde_json::from_slice::<Problem>(&body)
+                    .unwrap_or_else(|_| Problem::new("about:blank", "Service Unavailable", 503)),
+            ),
+        })
+    }
+
+    /// The catalog's Prometheus metrics, in the text exposition format.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(check(self.request(&ops::METRICS, &[]).send().await?)
+            .await?
+            .text()
+            .await?)
+    }
+
+    // ------------------------------------------------------------ changes
+
+    /// The catalog's version: the latest value of its change sequence.
     pub async fn version(&self) -> Result<i64> {
-        Ok(self.get::<CatalogVersion>("/version").await?.value.version)
+        Ok(json::<CatalogVersion>(self.request(&ops::VERSION, &[])).await?.version)
     }
 
-    /// Waits up to `timeout_secs` for the catalog's version to pass `after`.
+    /// Waits up to `timeout_secs` (at most 25) for the catalog's version to pass `after`.
     pub async fn watch(&self, after: i64, timeout_secs: u64) -> Result<i64> {
-        let path = format!("/version/watch?after={after}&timeout_secs={timeout_secs}");
-        Ok(self.get::<CatalogVersion>(&path).await?.value.version)
+        let params = WatchParams { after, timeout_secs };
+        let request = self.request(&ops::WATCH, &[]).query(&params);
+        Ok(json::<CatalogVersion>(request).await?.version)
     }
 
-    pub async fn create_team(&self, team: &TeamCreate) -> Result<Team> {
-        Ok(self.call(Method::POST, "/teams", Some(team), None).await?.value)
+    /// A page of the append-only change log (platform admins).
+    pub async fn changes(&self, params: &ChangeParams) -> Result<Page<Change>> {
+        json(self.request(&ops::CHANGES, &[]).query(params)).await
     }
 
+    // ------------------------------------------------------------ principals
+
+    /// The caller: its principal, teams and owned domains.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        json(self.request(&ops::WHOAMI, &[])).await
+    }
+
+    /// A page of principals.
+    pub async fn principals(&self, paging: &Paging) -> Result<Page<Principal>> {
+        json(self.request(&ops::LIST_PRINCIPALS, &[]).query(paging)).await
+    }
+
+    /// Creates a principal (a user or a service account).
+    pub async fn create_principal(&self, principal: &PrincipalCreate) -> Result<Principal> {
+        json(self.request(&ops::CREATE_PRINCIPAL, &[]).json(principal)).await
+    }
+
+    /// One principal, with its ETag.
+    pub async fn principal(&self, name: &str) -> Result<Versioned<Principal>> {
+        versioned(self.request(&ops::GET_PRINCIPAL, &[name])).await
+    }
+
+    /// Updates a principal; `if_match` is the ETag the update is based on.
+    pub async fn update_principal(
+        &self,
+        name: &str,
+        patch: &PrincipalUpdate,
+        if_match: Option<&str>,
+    ) -> Result<Principal> {
+        let request = self.request(&ops::UPDATE_PRINCIPAL, &[name]).json(patch);
+        json(with_if_match(request, if_match)).await
+    }
+
+    /// Deletes a principal, with its keys and memberships.
+    pub async fn delete_principal(&self, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(self.request(&ops::DELETE_PRINCIPAL, &[name]), if_match)).await
+    }
+
+    /// A page of a principal's API keys (without their secrets).
+    pub async fn api_keys(&self, principal: &str, paging: &Paging) -> Result<Page<ApiKey>> {
+        json(self.request(&ops::LIST_API_KEYS, &[principal]).query(paging)).await
+    }
+
+    /// Issues an API key to a principal; its secret is in this answer only.
     pub async fn create_api_key(&self, principal: &str, key: &ApiKeyCreate) -> Result<ApiKeyCreated> {
-        let path = format!("/principals/{principal}/keys");
-        Ok(self.call(Method::POST, &path, Some(key), None).await?.value)
+        json(self.request(&ops::CREATE_API_KEY, &[principal]).json(key)).await
     }
 
+    /// Revokes an API key at once, answering the revoked key.
+    pub async fn revoke_api_key(&self, principal: &str, key_id: &str) -> Result<ApiKey> {
+        json(self.request(&ops::REVOKE_API_KEY, &[principal, key_id])).await
+    }
+
+    // ------------------------------------------------------------ teams
+
+    /// A page of teams.
+    pub async fn teams(&self, paging: &Paging) -> Result<Page<Team>> {
+        json(self.request(&ops::LIST_TEAMS, &[]).query(paging)).await
+    }
+
+    /// Creates a team.
+    pub async fn create_team(&self, team: &TeamCreate) -> Result<Team> {
+        json(self.request(&ops::CREATE_TEAM, &[]).json(team)).await
+    }
+
+    /// One team, with its ETag.
+    pub async fn team(&self, name: &str) -> Result<Versioned<Team>> {
+        versioned(self.request(&ops::GET_TEAM, &[name])).await
+    }
+
+    /// Updates a team; `if_match` is the ETag the update is based on.
+    pub async fn update_team(&self, name: &str, patch: &TeamUpdate, if_match: Option<&str>) -> Result<Team> {
+        let request = self.request(&ops::UPDATE_TEAM, &[name]).json(patch);
+        json(with_if_match(request, if_match)).await
+    }
+
+    /// Deletes a team.
+    pub async fn delete_team(&self, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(self.request(&ops::DELETE_TEAM, &[name]), if_match)).await
+    }
+
+    /// Adds a member to a team (idempotent), answering the team.
+    pub async fn add_team_member(&self, team: &str, principal: &str) -> Result<Team> {
+        json(self.request(&ops::ADD_TEAM_MEMBER, &[team, principal])).await
+    }
+
+    /// Removes a member from a team, answering the team.
+    pub async fn remove_team_member(&self, team: &str, principal: &str) -> Result<Team> {
+        json(self.request(&ops::REMOVE_TEAM_MEMBER, &[team, principal])).await
+    }
+
+    // ------------------------------------------------------------ domains
+
+    /// A page of domains.
+    pub async fn domains(&self, paging: &Paging) -> Result<Page<Domain>> {
+        json(self.request(&ops::LIST_DOMAINS, &[]).query(paging)).await
+    }
+
+    /// Creates a domain, owned by a team.
     pub async fn create_domain(&self, domain: &DomainCreate) -> Result<Domain> {
-        Ok(self.call(Method::POST, "/domains", Some(domain), None).await?.value)
+        json(self.request(&ops::CREATE_DOMAIN, &[]).json(domain)).await
     }
 
+    /// One domain, with its ETag.
     pub async fn domain(&self, name: &str) -> Result<Versioned<Domain>> {
-        self.get(&format!("/domains/{name}")).await
+        versioned(self.request(&ops::GET_DOMAIN, &[name])).await
     }
 
+    /// Updates a domain; `if_match` is the ETag the update is based on.
     pub async fn update_domain(&self, name: &str, patch: &DomainUpdate, if_match: Option<&str>) -> Result<Domain> {
-        let path = format!("/domains/{name}");
-        Ok(self.call(Method::PATCH, &path, Some(patch), if_match).await?.value)
+        let request = self.request(&ops::UPDATE_DOMAIN, &[name]).json(patch);
+        json(with_if_match(request, if_match)).await
     }
 
-    pub async fn domains(&self) -> Result<Page<Domain>> {
-        Ok(self.get("/domains").await?.value)
+    /// Deletes a domain.
+    pub async fn delete_domain(&self, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(self.request(&ops::DELETE_DOMAIN, &[name]), if_match)).await
     }
 
+    // ------------------------------------------------------------ products
+
+    /// A page of the products the caller may see, across domains, filtered and searched.
+    pub async fn products(&self, params: &ProductParams) -> Result<Page<Product>> {
+        json(self.request(&ops::LIST_PRODUCTS, &[]).query(params)).await
+    }
+
+    /// A page of one domain's products.
+    pub async fn domain_products(&self, domain: &str, paging: &Paging) -> Result<Page<Product>> {
+        json(self.request(&ops::LIST_DOMAIN_PRODUCTS, &[domain]).query(paging)).await
+    }
+
+    /// Registers a product, as `draft`, in a domain the caller owns.
     pub async fn create_product(&self, domain: &str, product: &ProductCreate) -> Result<Product> {
-        let path = format!("/domains/{domain}/products");
-        Ok(self.call(Method::POST, &path, Some(product), None).await?.value)
+        json(self.request(&ops::CREATE_PRODUCT, &[domain]).json(product)).await
     }
 
+    /// One product, with its ETag.
     pub async fn product(&self, domain: &str, name: &str) -> Result<Versioned<Product>> {
-        self.get(&format!("/domains/{domain}/products/{name}")).await
+        versioned(self.request(&ops::GET_PRODUCT, &[domain, name])).await
     }
 
+    /// Updates a product (a change of `status` is a lifecycle transition); `if_match` is its ETag.
     pub async fn update_product(
         &self,
         domain: &str,
@@ -168,21 +577,285 @@ impl Client {
         patch: &ProductUpdate,
         if_match: Option<&str>,
     ) -> Result<Product> {
-        let path = format!("/domains/{domain}/products/{name}");
-        Ok(self.call(Method::PATCH, &path, Some(patch), if_match).await?.value)
+        let request = self.request(&ops::UPDATE_PRODUCT, &[domain, name]).json(patch);
+        json(with_if_match(request, if_match)).await
+    }
+
+    /// Deletes a draft or retired product that no other product reads.
+    pub async fn delete_product(&self, domain: &str, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(
+            self.request(&ops::DELETE_PRODUCT, &[domain, name]),
+            if_match,
+        ))
+        .await
+    }
+
+    // ------------------------------------------------------------ lineage
+
+    /// A product's lineage: everything upstream and downstream of it.
+    pub async fn product_lineage(&self, domain: &str, product: &str) -> Result<Lineage> {
+        json(self.request(&ops::PRODUCT_LINEAGE, &[domain, product])).await
+    }
+
+    /// The lineage graph of every product the caller may see.
+    pub async fn lineage(&self) -> Result<Lineage> {
+        json(self.request(&ops::LINEAGE, &[])).await
+    }
+
+    // ------------------------------------------------------------ contracts
+
+    /// A page of a product's contract versions (without documents), in semantic-version order.
+    pub async fn contracts(
+        &self,
+        domain: &str,
+        product: &str,
+        paging: &Paging,
+    ) -> Result<Page<ContractVersionSummary>> {
+        json(self.request(&ops::LIST_CONTRACTS, &[domain, product]).query(paging)).await
+    }
+
+    /// Registers a new contract version: the ODCS document, sent as is in its format.
+    pub async fn add_contract(
+        &self,
+        domain: &str,
+        product: &str,
+        format: DocumentFormat,
+        document: &str,
+    ) -> Result<ContractVersion> {
+        let request = self
+            .request(&ops::ADD_CONTRACT, &[domain, product])
+            .header(CONTENT_TYPE, format.media_type())
+            .body(document.to_owned());
+        json(request).await
     }
 
     /// One contract version, with its document as submitted.
     pub async fn contract(&self, domain: &str, product: &str, version: &str) -> Result<ContractVersion> {
-        Ok(self
-            .get(&format!("/domains/{domain}/products/{product}/contracts/{version}"))
-            .await?
-            .value)
+        json(self.request(&ops::GET_CONTRACT, &[domain, product, version])).await
+    }
+
+    /// A contract version's document exactly as submitted, with its media type.
+    pub async fn contract_document(&self, domain: &str, product: &str, version: &str) -> Result<Document> {
+        let request = self.request(&ops::GET_CONTRACT_DOCUMENT, &[domain, product, version]);
+        let response = check(request.send().await?).await?;
+        let media_type = header(&response, CONTENT_TYPE).unwrap_or_default();
+        Ok(Document {
+            media_type,
+            text: response.text().await?,
+        })
+    }
+
+    /// Checks a contract version against the product's Delta table, naming every mismatch.
+    pub async fn verify_contract(&self, domain: &str, product: &str, version: &str) -> Result<Verification> {
+        json(self.request(&ops::VERIFY_CONTRACT, &[domain, product, version])).await
+    }
+
+    // ------------------------------------------------------------ quality
+
+    /// A page of a product's quality runs, newest first.
+    pub async fn quality_runs(&self, domain: &str, product: &str, paging: &Paging) -> Result<Page<QualityRun>> {
+        json(self.request(&ops::LIST_QUALITY_RUNS, &[domain, product]).query(paging)).await
     }
 
     /// Reports a quality run measured in the data plane.
     pub async fn report_quality(&self, domain: &str, product: &str, run: &QualityRunCreate) -> Result<QualityRun> {
-        let path = format!("/domains/{domain}/products/{product}/quality");
-        Ok(self.call(Method::POST, &path, Some(run), None).await?.value)
+        json(self.request(&ops::ADD_QUALITY_RUN, &[domain, product]).json(run)).await
+    }
+
+    // ------------------------------------------------------------ gateways
+
+    /// The policy bundle (admins), or `None` when `if_none_match` is the current bundle's ETag.
+    pub async fn bundle(&self, if_none_match: Option<&str>) -> Result<Option<Versioned<Bundle>>> {
+        let mut request = self.request(&ops::BUNDLE, &[]);
+        if let Some(etag) = if_none_match {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let response = check(response).await?;
+        let etag = header(&response, ETAG);
+        let value = response.json::<Bundle>().await?;
+        Ok(Some(Versioned { etag, value }))
+    }
+
+    /// Every gateway that reported, with the bundle it serves: SYNCED, STALE or NACKED.
+    pub async fn gateways(&self) -> Result<Vec<GatewayStatus>> {
+        json(self.request(&ops::LIST_GATEWAYS, &[])).await
+    }
+
+    /// Reports (ACK or NACK) the bundle the gateway `name` serves.
+    pub async fn report_gateway(&self, name: &str, report: &GatewayReport) -> Result<()> {
+        no_content(self.request(&ops::REPORT_GATEWAY, &[name]).json(report)).await
+    }
+
+    /// Sends a batch of a gateway's query audit records.
+    pub async fn add_audit(&self, batch: &AuditBatch) -> Result<()> {
+        no_content(self.request(&ops::ADD_AUDIT, &[]).json(batch)).await
+    }
+
+    // ------------------------------------------------------------ policies
+
+    /// A page of grants (admins: all; domain owners: pass `domain`).
+    pub async fn grants(&self, params: &PolicyParams) -> Result<Page<Grant>> {
+        json(self.request(&ops::LIST_GRANTS, &[]).query(params)).await
+    }
+
+    /// Creates a grant, in force on every gateway with the next bundle.
+    pub async fn create_grant(&self, grant: &GrantSpec) -> Result<Grant> {
+        json(self.request(&ops::CREATE_GRANT, &[]).json(grant)).await
+    }
+
+    /// One grant, with its ETag.
+    pub async fn grant(&self, name: &str) -> Result<Versioned<Grant>> {
+        versioned(self.request(&ops::GET_GRANT, &[name])).await
+    }
+
+    /// Replaces a grant; `if_match` is the ETag the replacement is based on.
+    pub async fn replace_grant(&self, name: &str, grant: &GrantSpec, if_match: Option<&str>) -> Result<Grant> {
+        let request = self.request(&ops::REPLACE_GRANT, &[name]).json(grant);
+        json(with_if_match(request, if_match)).await
+    }
+
+    /// Deletes a grant.
+    pub async fn delete_grant(&self, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(self.request(&ops::DELETE_GRANT, &[name]), if_match)).await
+    }
+
+    /// A page of column masks (admins: all; domain owners: pass `domain`).
+    pub async fn masks(&self, params: &PolicyParams) -> Result<Page<Mask>> {
+        json(self.request(&ops::LIST_MASKS, &[]).query(params)).await
+    }
+
+    /// Creates a column mask, in force on every gateway with the next bundle.
+    pub async fn create_mask(&self, mask: &MaskSpec) -> Result<Mask> {
+        json(self.request(&ops::CREATE_MASK, &[]).json(mask)).await
+    }
+
+    /// One column mask, with its ETag.
+    pub async fn mask(&self, name: &str) -> Result<Versioned<Mask>> {
+        versioned(self.request(&ops::GET_MASK, &[name])).await
+    }
+
+    /// Replaces a column mask; `if_match` is the ETag the replacement is based on.
+    pub async fn replace_mask(&self, name: &str, mask: &MaskSpec, if_match: Option<&str>) -> Result<Mask> {
+        let request = self.request(&ops::REPLACE_MASK, &[name]).json(mask);
+        json(with_if_match(request, if_match)).await
+    }
+
+    /// Deletes a column mask.
+    pub async fn delete_mask(&self, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(self.request(&ops::DELETE_MASK, &[name]), if_match)).await
+    }
+
+    /// A page of row filters (admins: all; domain owners: pass `domain`).
+    pub async fn row_filters(&self, params: &PolicyParams) -> Result<Page<RowFilter>> {
+        json(self.request(&ops::LIST_ROW_FILTERS, &[]).query(params)).await
+    }
+
+    /// Creates a row filter, in force on every gateway with the next bundle.
+    pub async fn create_row_filter(&self, filter: &RowFilterSpec) -> Result<RowFilter> {
+        json(self.request(&ops::CREATE_ROW_FILTER, &[]).json(filter)).await
+    }
+
+    /// One row filter, with its ETag.
+    pub async fn row_filter(&self, name: &str) -> Result<Versioned<RowFilter>> {
+        versioned(self.request(&ops::GET_ROW_FILTER, &[name])).await
+    }
+
+    /// Replaces a row filter; `if_match` is the ETag the replacement is based on.
+    pub async fn replace_row_filter(
+        &self,
+        name: &str,
+        filter: &RowFilterSpec,
+        if_match: Option<&str>,
+    ) -> Result<RowFilter> {
+        let request = self.request(&ops::REPLACE_ROW_FILTER, &[name]).json(filter);
+        json(with_if_match(request, if_match)).await
+    }
+
+    /// Deletes a row filter.
+    pub async fn delete_row_filter(&self, name: &str, if_match: Option<&str>) -> Result<()> {
+        no_content(with_if_match(self.request(&ops::DELETE_ROW_FILTER, &[name]), if_match)).await
+    }
+
+    // ------------------------------------------------------------ access
+
+    /// Asks a product's owners for access to its data, for a purpose.
+    pub async fn request_access(
+        &self,
+        domain: &str,
+        product: &str,
+        request: &AccessRequestCreate,
+    ) -> Result<AccessRequest> {
+        json(self.request(&ops::REQUEST_ACCESS, &[domain, product]).json(request)).await
+    }
+
+    /// A page of access requests: the caller's, and those for products it owns (admins: all).
+    pub async fn access_requests(&self, params: &AccessRequestParams) -> Result<Page<AccessRequest>> {
+        json(self.request(&ops::LIST_ACCESS_REQUESTS, &[]).query(params)).await
+    }
+
+    /// One access request.
+    pub async fn access_request(&self, id: i64) -> Result<AccessRequest> {
+        json(self.request(&ops::GET_ACCESS_REQUEST, &[&id.to_string()])).await
+    }
+
+    /// Approves a pending access request: a grant to its requester, for its purpose.
+    pub async fn approve_access(&self, id: i64, approval: &AccessApproval) -> Result<AccessRequest> {
+        json(self.request(&ops::APPROVE_ACCESS, &[&id.to_string()]).json(approval)).await
+    }
+
+    /// Denies a pending access request.
+    pub async fn deny_access(&self, id: i64, denial: &AccessDenial) -> Result<AccessRequest> {
+        json(self.request(&ops::DENY_ACCESS, &[&id.to_string()]).json(denial)).await
+    }
+
+    /// A page of a product's usage from the gateways' audit, newest first (owners and admins).
+    pub async fn usage(&self, domain: &str, product: &str, paging: &Paging) -> Result<Page<UsageRecord>> {
+        json(self.request(&ops::PRODUCT_USAGE, &[domain, product]).query(paging)).await
+    }
+
+    // ------------------------------------------------------------ query
+
+    /// A query request to the gateway, declaring `purpose` if given.
+    fn query_request(&self, sql: &str, purpose: Option<&str>, accept: &'static str) -> RequestBuilder {
+        let mut request = self
+            .http
+            .request(method(&ops::QUERY), ops::QUERY.url(&self.gateway, &[]))
+            .header(ACCEPT, accept)
+            .json(&QueryRequest { sql });
+        if let Some(purpose) = purpose {
+            request = request.header(PURPOSE_HEADER, purpose);
+        }
+        request
+    }
+
+    /// Runs a SQL query on the gateway, as JSON rows; a failure after the first rows is an error too.
+    pub async fn query(&self, sql: &str, purpose: Option<&str>) -> Result<QueryResult> {
+        let result: QueryResult = json(self.query_request(sql, purpose, "application/json")).await?;
+        match result.error {
+            Some(problem) => Err(Error::Api {
+                status: StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                problem: Box::new(problem),
+            }),
+            None => Ok(result),
+        }
+    }
+
+    /// Runs a SQL query on the gateway, as Arrow record batches (an Arrow IPC stream).
+    pub async fn query_arrow(&self, sql: &str, purpose: Option<&str>) -> Result<ArrowResult> {
+        let response = check(self.query_request(sql, purpose, ARROW_STREAM).send().await?).await?;
+        let query_id = header(&response, QUERY_ID_HEADER);
+        let body = response.bytes().await?;
+        let reader = StreamReader::try_new(std::io::Cursor::new(body), None)?;
+        let schema = reader.schema();
+        let batches = reader.collect::<std::result::Result<Vec<_>, ArrowError>>()?;
+        Ok(ArrowResult {
+            query_id,
+            schema,
+            batches,
+        })
     }
 }
