@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the project's ODCS contracts with tools no one here wrote:
-#   - every example under contracts/examples passes `datacontract lint`
+#   - every contract under contracts/examples (the examples) and
+#     src/demo/contracts (the demo mesh's products) passes `datacontract lint`
 #     (datacontract-cli from PyPI, with the ODCS schema it bundles), and
 #   - Tessera's export of each (YAML and JSON) validates against the official
 #     ODCS JSON schema of its apiVersion (contracts/schemas/).
@@ -22,7 +23,13 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 checked=0
-for file in contracts/examples/*.odcs.yaml; do
+files=()
+for dir in contracts/examples src/demo/contracts; do
+    found=("$dir"/*.odcs.yaml)
+    [[ -f ${found[0]} ]] || { echo "odcs-lint.sh: no contracts found in $dir" >&2; exit 1; }
+    files+=("${found[@]}")
+done
+for file in "${files[@]}"; do
     # --no-inline-references: lint must not fetch authoritative definitions online.
     "$VENV/bin/datacontract" lint --no-inline-references "$file" >"$work/out" 2>&1 ||
         { cat "$work/out"; echo "odcs-lint.sh: $file fails datacontract lint" >&2; exit 1; }
@@ -38,4 +45,4 @@ for file in contracts/examples/*.odcs.yaml; do
     checked=$((checked + 1))
     echo "odcs-lint.sh: $file: datacontract lint ok; YAML and JSON exports valid against $schema"
 done
-((checked > 0)) || { echo "odcs-lint.sh: no example contracts found" >&2; exit 1; }
+((checked > 0)) || { echo "odcs-lint.sh: no contracts found" >&2; exit 1; }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
+
+use crate::cli::{Global, Output, print_json, print_table, product_ref};
 use tessera_contracts::api::{CheckStatus, Health, QualityResult};
 use tessera_contracts::document::DocumentFormat;
 use tessera_contracts::odcs::{self, compat};
@@ -13,11 +15,7 @@ use tessera_contracts::odcs::{self, compat};
 #[derive(Debug, Subcommand)]
 pub enum ContractCommand {
     /// Validate a contract file (ODCS v3.1.0 / v3.2.0); every issue with its path.
-    Lint {
-        file: PathBuf,
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
-    },
+    Lint { file: PathBuf },
     /// Compare two versions of a contract; exits 1 when NEW breaks consumers of OLD.
     Diff {
         old: PathBuf,
@@ -25,8 +23,6 @@ pub enum ContractCommand {
         /// Compatibility mode to judge under.
         #[arg(long, value_enum, default_value_t = ModeArg::Consumers)]
         mode: ModeArg,
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
     },
     /// Check a contract against a Delta table: its schema, then its quality rules
     /// and freshness; exits 1 on a mismatch or a failing rule.
@@ -35,23 +31,36 @@ pub enum ContractCommand {
         /// The Delta table: a path or URL (`s3://bucket/prefix`).
         #[arg(long, value_name = "URI")]
         table: String,
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
     },
     /// Print the compatibility rule table (Markdown).
     Rules,
+    /// Register a contract version for a product in the catalog: validated, its
+    /// schema checked against the product's table, and refused when it breaks
+    /// consumers of the previous version of its major.
+    Publish {
+        file: PathBuf,
+        /// `domain.product`
+        #[arg(long)]
+        product: String,
+    },
+    /// The contract versions registered for a product.
+    List {
+        /// `domain.product`
+        product: String,
+    },
+    /// Print a product's contract document as registered (the latest, or VERSION).
+    Show {
+        /// `domain.product`
+        product: String,
+        #[arg(value_name = "VERSION")]
+        contract_version: Option<String>,
+    },
     /// Print a contract in YAML or JSON, as Tessera reads it (lossless).
     Export {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
         format: FormatArg,
     },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,14 +76,20 @@ pub enum FormatArg {
     Json,
 }
 
-/// Exit code of a check that found problems (as opposed to 2 for an error).
-const FOUND: u8 = 1;
+use crate::cli::exit::FOUND;
 
-pub async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &Global, command: ContractCommand) -> anyhow::Result<ExitCode> {
+    let output = global.output;
     match command {
-        ContractCommand::Lint { file, output } => lint(&file, output),
-        ContractCommand::Diff { old, new, mode, output } => diff(&old, &new, mode, output),
-        ContractCommand::Test { file, table, output } => test(&file, &table, output).await,
+        ContractCommand::Lint { file } => lint(&file, output),
+        ContractCommand::Diff { old, new, mode } => diff(&old, &new, mode, output),
+        ContractCommand::Test { file, table } => test(&file, &table, output).await,
+        ContractCommand::Publish { file, product } => publish(global, &file, &product).await,
+        ContractCommand::List { product } => list(global, &product).await,
+        ContractCommand::Show {
+            product,
+            contract_version,
+        } => show(global, &product, contract_version).await,
         ContractCommand::Rules => {
             print!("{}", compat::rules_markdown());
             Ok(ExitCode::SUCCESS)
@@ -118,8 +133,8 @@ fn lint(file: &Path, output: Output) -> anyhow::Result<ExitCode> {
             "{}",
             serde_json::json!({"file": file, "valid": issues.is_empty(), "issues": issues})
         ),
-        Output::Text if issues.is_empty() => println!("{}: valid", file.display()),
-        Output::Text => {
+        _ if issues.is_empty() => println!("{}: valid", file.display()),
+        _ => {
             for issue in &issues {
                 println!("{}: {issue}", file.display());
             }
@@ -163,7 +178,7 @@ fn diff(old: &Path, new: &Path, mode: ModeArg, output: Output) -> anyhow::Result
             serde_json::json!({"old": a.version, "new": b.version, "mode": mode.as_str(), "same_major": same_major,
                                "breaking": breaking, "changes": report.changes})
         ),
-        Output::Text => {
+        _ => {
             if report.changes.is_empty() {
                 println!("no changes between {} and {}", a.version, b.version);
             } else {
@@ -221,7 +236,7 @@ async fn test(file: &Path, table: &str, output: Output) -> anyhow::Result<ExitCo
             serde_json::json!({"table": table, "table_version": meta.version, "mismatches": mismatches,
                                "health": health, "results": run.results})
         ),
-        Output::Text => {
+        _ => {
             println!(
                 "{table} (version {}) against {} {}",
                 meta.version, contract.id, contract.version
@@ -260,4 +275,93 @@ pub fn print_results(results: &[QualityResult]) {
             r.rule, r.path
         );
     }
+}
+
+async fn publish(global: &Global, file: &Path, product: &str) -> anyhow::Result<ExitCode> {
+    let (domain, name) = product_ref(product)?;
+    // Lint locally first: the same validator, with every issue and no round trip.
+    let contract = read_valid(file)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let client = global.client()?;
+    match client.add_contract(&domain, &name, format_of(file), &text).await {
+        Ok(stored) => {
+            if global.json() {
+                print_json(&stored)?;
+            } else {
+                println!("{product}: contract {} registered", contract.version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        // Refused on its merits (breaking change, schema mismatch): a finding.
+        Err(tessera_sdk::Error::Api { status, problem }) if matches!(status.as_u16(), 409 | 422) => {
+            if global.json() {
+                print_json(&problem)?;
+            } else {
+                eprintln!(
+                    "{product}: contract {} refused: {}",
+                    contract.version,
+                    problem.detail.as_deref().unwrap_or(&problem.title)
+                );
+                crate::cli::print_problem_details(&problem);
+                eprintln!(
+                    "hint: `tessera contract diff OLD NEW` shows what breaks; a breaking change needs a new major version"
+                );
+            }
+            Ok(ExitCode::from(FOUND))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn list(global: &Global, product: &str) -> anyhow::Result<ExitCode> {
+    let (domain, name) = product_ref(product)?;
+    let client = global.client()?;
+    let items = crate::cli::all_pages(async |cursor| {
+        let paging = tessera_sdk::Paging {
+            limit: crate::cli::PAGE,
+            cursor,
+        };
+        client.contracts(&domain, &name, &paging).await
+    })
+    .await?;
+    if global.json() {
+        print_json(&items)?;
+    } else {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|c| {
+                vec![
+                    c.version.clone(),
+                    c.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    c.created_by.clone(),
+                ]
+            })
+            .collect();
+        print_table(&["VERSION", "REGISTERED (UTC)", "BY"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(global: &Global, product: &str, version: Option<String>) -> anyhow::Result<ExitCode> {
+    let (domain, name) = product_ref(product)?;
+    let client = global.client()?;
+    let version = match version {
+        Some(v) => v,
+        None => client
+            .product(&domain, &name)
+            .await?
+            .value
+            .latest_contract_version
+            .ok_or_else(|| anyhow::anyhow!("{product} has no contract yet"))?,
+    };
+    let stored = client.contract(&domain, &name, &version).await?;
+    if global.json() {
+        print_json(&stored)?;
+    } else {
+        print!("{}", stored.document);
+        if !stored.document.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,82 +1,111 @@
-//! `tessera`: the platform's single binary.
+//! `tessera`: the platform's single binary, and the CLI of domain teams and
+//! analysts (on the SDK).
 
+mod cli;
+mod commands;
 mod contract;
+mod demo;
 mod platform;
+mod publish;
 mod quality;
+mod sql;
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use tessera_catalog::Application;
-use tessera_catalog::config::{Config, Overrides};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Tessera: an open data mesh platform.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, propagate_version = true)]
+#[command(name = "tessera", version, about, propagate_version = true, after_help = cli::EXIT_CODES_HELP)]
 struct Cli {
+    #[command(flatten)]
+    global: cli::Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the demo mesh: generate TPC-H as Delta tables in three domains,
+    /// register products, contracts, personas and policies, then serve and print
+    /// how to connect as each persona. Safe to re-run.
+    Demo(demo::DemoArgs),
     /// Start the platform: the catalog's REST API (on embedded SQLite by default)
     /// and a gateway answering SQL over HTTP, PostgreSQL wire and Flight SQL.
-    Serve(ServeArgs),
-    /// Run a gateway alone, following a catalog over its REST API.
+    Serve(platform::ServeArgs),
+    /// Run a gateway alone, following a catalog (--endpoint, with an admin --key).
     Gateway(platform::GatewayArgs),
-    /// Print the catalog's OpenAPI document.
-    Openapi,
-    /// Lint, diff, test and export ODCS data contracts.
+    /// Save the platform's URL and your API key for the other commands.
+    Login,
+    /// Who the API key belongs to: teams, groups, regions, purposes.
+    Whoami,
+    /// The catalog's version and every gateway's bundle sync.
+    Status,
+    /// Domains: list, show, create.
+    #[command(subcommand)]
+    Domain(commands::DomainCommand),
+    /// Data products: list, show, create, lifecycle, lineage.
+    #[command(subcommand)]
+    Product(commands::ProductCommand),
+    /// ODCS data contracts: lint, diff, test against a table, publish to the catalog.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Append or overwrite a product's data from a Parquet or CSV file, checked
+    /// against its contract first (nothing is written when a rule is broken).
+    Publish(publish::PublishArgs),
+    /// Run SQL through the gateway as yourself.
+    Sql(sql::SqlArgs),
+    /// Access requests: request, list, approve, deny.
+    #[command(subcommand)]
+    Access(commands::AccessCommand),
+    /// Governance policies: grants, column masks, row filters.
+    #[command(subcommand)]
+    Policy(commands::PolicyCommand),
     /// Run a product's quality checks and report them to the catalog.
     #[command(subcommand)]
     Quality(quality::QualityCommand),
-}
-
-#[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// TOML configuration file (layered: defaults < file < TESSERA_* env < flags).
-    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Directory of the embedded database and other local state [default: .tessera].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// `postgres://user@host/db` to use PostgreSQL instead of the embedded SQLite.
-    #[arg(long, value_name = "URL")]
-    database_url: Option<String>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<std::net::SocketAddr>,
-    /// PostgreSQL wire address of the gateway [default: 127.0.0.1:5433].
-    #[arg(long, value_name = "ADDR")]
-    pg_listen: Option<std::net::SocketAddr>,
-    /// Arrow Flight SQL address of the gateway [default: 127.0.0.1:50051].
-    #[arg(long, value_name = "ADDR")]
-    flight_listen: Option<std::net::SocketAddr>,
+    /// Print the catalog's OpenAPI document.
+    Openapi,
+    /// Print a shell completion script (e.g. `tessera completions bash > /etc/bash_completion.d/tessera`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
-        Command::Gateway(args) => platform::gateway(args).await.map(|()| std::process::ExitCode::SUCCESS),
-        Command::Openapi => print_openapi().map(|()| std::process::ExitCode::SUCCESS),
-        Command::Contract(command) => contract::run(command).await,
-        Command::Quality(command) => quality::run(command).await,
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            // 2: could not do the work (1 means: did it, and found problems).
-            std::process::ExitCode::from(2)
-        }
+async fn main() -> ExitCode {
+    let Cli { global, command } = Cli::parse();
+    let success = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    let sql_only = matches!(global.output, cli::Output::Csv | cli::Output::Arrow);
+    if sql_only && !matches!(command, Command::Sql(_)) {
+        eprintln!("error: --output csv and --output arrow are for `tessera sql`; use text or json");
+        return ExitCode::from(cli::exit::USAGE);
     }
+    let result = match command {
+        Command::Demo(args) => success(demo::run(args).await),
+        Command::Serve(args) => success(serve(args).await),
+        Command::Gateway(args) => success(platform::gateway(&global, args).await),
+        Command::Openapi => success(print_openapi()),
+        Command::Login => commands::login(&global).await,
+        Command::Whoami => commands::whoami(&global).await,
+        Command::Status => commands::status(&global).await,
+        Command::Domain(c) => commands::domain(&global, c).await,
+        Command::Product(c) => commands::product(&global, c).await,
+        Command::Contract(c) => contract::run(&global, c).await,
+        Command::Publish(args) => publish::run(&global, args).await,
+        Command::Sql(args) => sql::run(&global, args).await,
+        Command::Access(c) => commands::access(&global, c).await,
+        Command::Policy(c) => commands::policy(&global, c).await,
+        Command::Quality(c) => quality::run(&global, c).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tessera", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| cli::report(&e))
 }
 
 fn print_openapi() -> anyhow::Result<()> {
@@ -88,7 +117,11 @@ fn print_openapi() -> anyhow::Result<()> {
 }
 
 pub(crate) fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,sqlx=warn,tower_http=warn,buoyant_kernel=warn,delta_kernel=warn,deltalake=warn,deltalake_core=warn",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -99,65 +132,18 @@ pub(crate) fn init_logging(format: &str) {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        database_url: args.database_url,
-    };
-    let config = Config::load(args.config.as_deref(), &overrides).context("invalid configuration")?;
-    let gateway_overrides = tessera_gateway::config::Overrides {
-        pg_listen: args.pg_listen,
-        flight_listen: args.flight_listen,
-        http_listen: None,
-    };
-    let gateway_config = tessera_gateway::GatewayConfig::load(args.config.as_deref(), &gateway_overrides)
-        .context("invalid gateway configuration")?;
-    init_logging(&config.log_format);
-    tracing::info!(?config, ?gateway_config, "starting");
-    let control = std::sync::Arc::new(platform::InProcess::default());
-    let source: std::sync::Arc<dyn tessera_gateway::sync::BundleSource> = control.clone();
-    let hooks = tessera_gateway::Hooks {
-        audit: tessera_gateway::sync::Shipper::start(source.clone(), gateway_config.name.clone()),
-    };
-    let engine = tessera_gateway::Engine::with_hooks(&gateway_config, hooks).context("cannot start the gateway")?;
-    let extension = tessera_catalog::Extension {
-        router: tessera_gateway::http::router(engine.clone()),
-        openapi: tessera_gateway::http::openapi(),
-    };
-    let app = Application::build_with(config.clone(), Some(extension)).await?;
-    let addr = app.local_addr()?;
-    let url = format!("http://{addr}");
-    let database = if config.uses_embedded_database() {
-        format!("embedded SQLite at {}", config.data_dir.join("catalog.db").display())
-    } else {
-        format!("PostgreSQL ({})", app.backend())
-    };
-    let listeners = platform::Listeners::bind(&gateway_config).await?;
-    let endpoints = listeners.endpoints(&url)?;
-    let _ = control.0.set(app.catalog().clone());
-    // In process, the catalog is never away: no last-known-good bundle to keep.
-    let link = tessera_gateway::sync::Link {
-        engine: engine.clone(),
-        source,
-        name: gateway_config.name.clone(),
-        store: None,
-    };
-    platform::start_gateway(link, listeners).await;
-    // Plain stdout lines: scripts and tests read them.
-    println!("Tessera catalog listening on {url}");
-    println!("  catalog database: {database}");
-    println!("  REST API:         {url}/api/v1");
-    println!("  API docs:         {url}/api/v1/docs/");
-    println!("  OpenAPI:          {url}/api/v1/openapi.json");
-    endpoints.print(app.bootstrap_key());
-    if let Some(key) = app.bootstrap_key() {
+async fn serve(args: platform::ServeArgs) -> anyhow::Result<()> {
+    let running = platform::start(&args, None).await?;
+    running.print_banner();
+    running.endpoints.print(running.bootstrap_key.as_deref());
+    if let Some(key) = &running.bootstrap_key {
         println!("Bootstrap admin API key (shown once): {key}");
-        println!("  try: curl -H 'Authorization: Bearer {key}' {url}/api/v1/whoami");
+        println!(
+            "  try: curl -H 'Authorization: Bearer {key}' {}/api/v1/whoami",
+            running.url
+        );
     }
-    app.run_until(shutdown_signal()).await?;
-    tracing::info!("stopped");
-    Ok(())
+    running.wait().await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -183,4 +169,16 @@ pub(crate) async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand (unique names, ...),
+    /// which otherwise fire only when a command is first parsed.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -72,9 +72,9 @@ pub struct Listeners {
 
 /// Where clients connect.
 pub struct Endpoints {
-    http: String,
-    pg: SocketAddr,
-    flight: SocketAddr,
+    pub http: String,
+    pub pg: SocketAddr,
+    pub flight: SocketAddr,
 }
 
 impl Listeners {
@@ -118,6 +118,122 @@ impl Endpoints {
     }
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (layered: defaults < file < TESSERA_* env < flags).
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Directory of the embedded database and other local state [default: .tessera].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `postgres://user@host/db` to use PostgreSQL instead of the embedded SQLite.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// PostgreSQL wire address of the gateway [default: 127.0.0.1:5433].
+    #[arg(long, value_name = "ADDR")]
+    pub pg_listen: Option<SocketAddr>,
+    /// Arrow Flight SQL address of the gateway [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR")]
+    pub flight_listen: Option<SocketAddr>,
+}
+
+/// The platform running in this process: catalog, and a gateway following it.
+pub struct Running {
+    pub url: String,
+    pub catalog: Catalog,
+    pub endpoints: Endpoints,
+    /// The admin key generated at this start, if this was the first start.
+    pub bootstrap_key: Option<String>,
+    database: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts `tessera serve`'s platform: the catalog (with `bootstrap_key` as the
+/// first admin's key when given and the catalog is new) and an in-process
+/// gateway, serving until SIGTERM or Ctrl-C.
+pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::Result<Running> {
+    use tessera_catalog::config::{Config, Overrides, Secret};
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+    };
+    let mut config = Config::load(args.config.as_deref(), &overrides).context("invalid configuration")?;
+    if let Some(key) = bootstrap_key {
+        config.bootstrap_key.get_or_insert(Secret::new(key));
+    }
+    let gateway_overrides = tessera_gateway::config::Overrides {
+        pg_listen: args.pg_listen,
+        flight_listen: args.flight_listen,
+        http_listen: None,
+    };
+    let gateway_config =
+        GatewayConfig::load(args.config.as_deref(), &gateway_overrides).context("invalid gateway configuration")?;
+    crate::init_logging(&config.log_format);
+    tracing::info!(?config, ?gateway_config, "starting");
+    let control = Arc::new(InProcess::default());
+    let source: Arc<dyn BundleSource> = control.clone();
+    let hooks = tessera_gateway::Hooks {
+        audit: tessera_gateway::sync::Shipper::start(source.clone(), gateway_config.name.clone()),
+    };
+    let engine = Engine::with_hooks(&gateway_config, hooks).context("cannot start the gateway")?;
+    let extension = tessera_catalog::Extension {
+        router: tessera_gateway::http::router(engine.clone()),
+        openapi: tessera_gateway::http::openapi(),
+    };
+    let app = tessera_catalog::Application::build_with(config.clone(), Some(extension)).await?;
+    let url = format!("http://{}", app.local_addr()?);
+    let database = if config.uses_embedded_database() {
+        format!("embedded SQLite at {}", config.data_dir.join("catalog.db").display())
+    } else {
+        format!("PostgreSQL ({})", app.backend())
+    };
+    let listeners = Listeners::bind(&gateway_config).await?;
+    let endpoints = listeners.endpoints(&url)?;
+    let catalog = app.catalog().clone();
+    let _ = control.0.set(catalog.clone());
+    // In process, the catalog is never away: no last-known-good bundle to keep.
+    let link = Link {
+        engine: engine.clone(),
+        source,
+        name: gateway_config.name.clone(),
+        store: None,
+    };
+    start_gateway(link, listeners).await;
+    let bootstrap_key = app.bootstrap_key().map(str::to_string);
+    let server = tokio::spawn(app.run_until(crate::shutdown_signal()));
+    Ok(Running {
+        url,
+        catalog,
+        endpoints,
+        bootstrap_key,
+        database,
+        server,
+    })
+}
+
+impl Running {
+    /// The catalog's lines of the start banner (plain stdout: scripts and tests read them).
+    pub fn print_banner(&self) {
+        let url = &self.url;
+        println!("Tessera catalog listening on {url}");
+        println!("  catalog database: {}", self.database);
+        println!("  REST API:         {url}/api/v1");
+        println!("  API docs:         {url}/api/v1/docs/");
+        println!("  OpenAPI:          {url}/api/v1/openapi.json");
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await.context("the server task failed")??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
 /// Installs the first bundle (from the catalog, or else the last-known-good one
 /// saved on disk), then keeps following the catalog and serves PostgreSQL wire
 /// and Flight SQL in the background.
@@ -151,12 +267,6 @@ pub async fn start_gateway(link: Link, listeners: Listeners) {
 
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
-    /// The catalog's URL.
-    #[arg(long, env = "TESSERA_CATALOG_URL", value_name = "URL")]
-    catalog: String,
-    /// An API key of a platform admin, to read policy bundles.
-    #[arg(long, env = "TESSERA_GATEWAY_KEY", value_name = "KEY", hide_env_values = true)]
-    key: String,
     /// TOML configuration file (its `[gateway]` section).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
@@ -172,7 +282,25 @@ pub struct GatewayArgs {
 }
 
 /// `tessera gateway`: a gateway alone, following a remote catalog.
-pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+/// The catalog is `--endpoint` and the key `--key` (an admin's, to read policy
+/// bundles; also taken from `TESSERA_GATEWAY_KEY`).
+pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::Result<()> {
+    let catalog = global.endpoint.clone().ok_or_else(|| {
+        crate::cli::Hinted::new(
+            "no catalog to follow",
+            "pass --endpoint <URL> or set TESSERA_CATALOG_URL",
+        )
+    })?;
+    let key = global
+        .key
+        .clone()
+        .or_else(|| std::env::var("TESSERA_GATEWAY_KEY").ok())
+        .ok_or_else(|| {
+            crate::cli::Hinted::new(
+                "no API key",
+                "pass an admin's key with --key or set TESSERA_GATEWAY_KEY",
+            )
+        })?;
     let overrides = tessera_gateway::config::Overrides {
         pg_listen: args.pg_listen,
         flight_listen: args.flight_listen,
@@ -181,7 +309,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let config = GatewayConfig::load(args.config.as_deref(), &overrides).context("invalid gateway configuration")?;
     crate::init_logging("text");
     let source: Arc<dyn BundleSource> = Arc::new(
-        tessera_gateway::sync::HttpSource::new(&args.catalog, &args.key)?
+        tessera_gateway::sync::HttpSource::new(&catalog, &key)?
             .with_max_staleness(config.max_staleness_ms.map(std::time::Duration::from_millis)),
     );
     let hooks = tessera_gateway::Hooks {

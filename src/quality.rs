@@ -18,27 +18,15 @@ pub enum QualityCommand {
         /// `domain.product`
         #[arg(long)]
         product: String,
-        /// The catalog's URL.
-        #[arg(long, env = "TESSERA_CATALOG_URL", default_value = "http://127.0.0.1:8080")]
-        catalog: String,
-        /// An API key of one of the product's owners.
-        #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
-        key: String,
-        /// Print the stored run as JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub async fn run(command: QualityCommand) -> anyhow::Result<ExitCode> {
-    let QualityCommand::Run {
-        product,
-        catalog,
-        key,
-        json,
-    } = command;
-    let (domain, name) = tessera_contracts::names::parse_product_ref(&product).map_err(|e| anyhow::anyhow!(e))?;
-    let client = tessera_sdk::Client::new(catalog, &key)?;
+pub async fn run(global: &crate::cli::Global, command: QualityCommand) -> anyhow::Result<ExitCode> {
+    let QualityCommand::Run { product } = command;
+    let (domain, name) = crate::cli::product_ref(&product)?;
+    let (domain, name) = (domain.as_str(), name.as_str());
+    let json = global.json();
+    let client = global.client()?;
     let found = client.product(domain, name).await?.value;
     let version = found
         .latest_contract_version

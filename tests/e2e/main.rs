@@ -1,5 +1,7 @@
 //! End-to-end tests of the `tessera` binary: real processes over real sockets.
 
+mod cli;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -619,7 +621,8 @@ async fn quality_run_reports_to_the_catalog() {
             "sales.orders",
             "--catalog",
             &server.url,
-            "--json",
+            "--output",
+            "json",
         ])
         .env("TESSERA_API_KEY", key)
         .output()
