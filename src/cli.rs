@@ -221,6 +221,9 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
 /// A problem's itemized reasons, one per line on stderr: field errors, breaking
 /// changes, and differences between a contract and its table.
 pub fn print_problem_details(problem: &tessera_sdk::api::Problem) {
+    if let Some(sqlstate) = &problem.sqlstate {
+        eprintln!("  SQLSTATE {sqlstate}");
+    }
     for e in &problem.errors {
         eprintln!("  {}: {}", e.path, e.message);
     }
@@ -315,6 +318,14 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+}
+
+/// A spinner on stderr for work of unknown length (nothing when stderr is not a terminal).
+pub fn spinner(message: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// A progress bar on stderr when it is a terminal (nothing otherwise).
