@@ -800,14 +800,14 @@ impl Session {
         plan: LogicalPlan,
         deadline: tokio::time::Instant,
     ) -> Result<(Arc<dyn ExecutionPlan>, Touched), QueryError> {
-        let state = Arc::clone(&self.state);
+        // Each query gets its own start time: `now()`, `current_date` and the
+        // like are folded to it while optimizing (and fail if it is unset).
+        let mut state = SessionState::clone(&self.state);
+        state.mark_start_execution();
         self.on_engine(deadline, async move {
             let optimized = state.optimize(&plan)?;
             let touched = touched(&optimized)?;
-            let physical = state
-                .query_planner()
-                .create_physical_plan(&optimized, state.as_ref())
-                .await?;
+            let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
             Ok((physical, touched))
         })
         .await

@@ -117,6 +117,27 @@ async fn prepared_statements_with_parameters() {
     }
 }
 
+/// Time functions take the query's start time, over every protocol, also in
+/// filters pushed into the scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_functions_answer_with_the_query_start() {
+    let fixture = Fixture::start(Limits::default()).await;
+    let sql = "SELECT count(*) AS n, now() > TIMESTAMP '2020-01-01' AS later, current_date >= DATE '2026-01-01' AS today \
+               FROM sales.orders WHERE o_orderdate < now()";
+    let http = fixture.http_query(ADMIN_KEY, sql).await.expect("answers over HTTP");
+    let pg = fixture.pg(ADMIN_KEY).await.expect("connects");
+    let row = pg.query_one(sql, &[]).await.expect("answers over PostgreSQL wire");
+    let flight = fixture
+        .flight_query(ADMIN_KEY, sql)
+        .await
+        .expect("answers over Flight SQL");
+    assert_eq!(rows(&http), rows(&flight));
+    assert_eq!(
+        rows(&http),
+        vec![vec![row.get::<_, i64>(0).to_string(), "true".into(), "true".into()]]
+    );
+}
+
 /// Flight SQL's catalog calls list what the principal may query, nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flight_sql_metadata_lists_the_session() {
