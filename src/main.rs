@@ -6,6 +6,7 @@ mod commands;
 mod contract;
 mod demo;
 mod platform;
+mod portal;
 mod publish;
 mod quality;
 mod sql;

@@ -183,6 +183,7 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
     let extension = tessera_catalog::Extension {
         router: tessera_gateway::http::router(engine.clone()),
         openapi: tessera_gateway::http::openapi(),
+        web: Some(crate::portal::router()),
     };
     let app = tessera_catalog::Application::build_with(config.clone(), Some(extension)).await?;
     let url = format!("http://{}", app.local_addr()?);
@@ -220,6 +221,7 @@ impl Running {
     pub fn print_banner(&self) {
         let url = &self.url;
         println!("Tessera catalog listening on {url}");
+        println!("  portal:           {url}/");
         println!("  catalog database: {}", self.database);
         println!("  REST API:         {url}/api/v1");
         println!("  API docs:         {url}/api/v1/docs/");

@@ -750,6 +750,7 @@ fn print_personas(running: &Running, state: &State, keys_file: &Path, scale: f64
         println!("  cli:    tessera login --endpoint {url} --key {key}");
     }
     println!();
+    println!("Portal (sign in with a key above): {url}/");
     println!("API docs: {url}/api/v1/docs/");
     println!("Stop with Ctrl-C; run `tessera demo` again to come back to the same mesh.");
 }

@@ -54,6 +54,9 @@ pub struct HttpSettings {
 pub struct Extension {
     pub router: Router,
     pub openapi: OpenApiDoc,
+    /// What answers GET and HEAD requests outside `/api/` that no route takes
+    /// (the portal); the API's own unknown paths stay problem+json 404s.
+    pub web: Option<Router>,
 }
 
 #[derive(OpenApi)]
@@ -382,6 +385,20 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource".into())
 }
 
+/// Unknown paths: the web pages' (GET or HEAD outside `/api/`), else a 404 problem.
+async fn fallback(web: Option<Router>, request: Request) -> Response {
+    use tower::ServiceExt;
+    let page = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+        && !request.uri().path().starts_with("/api/");
+    match web {
+        Some(web) if page => match web.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        _ => not_found().await.into_response(),
+    }
+}
+
 async fn timed_out(err: BoxError) -> ApiError {
     if err.is::<tower::timeout::error::Elapsed>() {
         ApiError::Unavailable("the request took too long".into())
@@ -413,9 +430,9 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
 
 /// The whole HTTP application.
 pub fn router(state: AppState, settings: HttpSettings, extension: Option<Extension>) -> Router {
-    let (extension_router, extension_doc) = match extension {
-        Some(e) => (Some(e.router), Some(e.openapi)),
-        None => (None, None),
+    let (extension_router, extension_doc, web) = match extension {
+        Some(e) => (Some(e.router), Some(e.openapi), e.web),
+        None => (None, None, None),
     };
     let (public, private) = routers();
     let (public, _) = public.split_for_parts();
@@ -431,7 +448,7 @@ pub fn router(state: AppState, settings: HttpSettings, extension: Option<Extensi
         .merge(public)
         .merge(private)
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", openapi_with(extension_doc.as_ref())))
-        .fallback(not_found)
+        .fallback(move |request: Request| fallback(web.clone(), request))
         .with_state(state)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The portal in headless Chromium (Debian's) against a real `tessera demo` (the
+# given binary, e.g. the dev build): every page as the demo's personas, axe-core,
+# the main flows, screenshots in portal/test-results/. The browser's network is
+# limited to loopback.
+# Usage: scripts/portal-e2e.sh PATH/TO/tessera
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:?usage: $0 PATH/TO/tessera}
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+[[ -x $CHROMIUM ]] || { echo "portal-e2e.sh: no browser at $CHROMIUM" >&2; exit 2; }
+(cd portal && [[ -d node_modules ]] || npm ci --no-audit --no-fund)
+
+work=$(mktemp -d)
+demo_pid=
+cleanup() {
+    [[ -n $demo_pid ]] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+"$BIN" demo --scale 0.01 --data-dir "$work/mesh" --listen 127.0.0.1:0 \
+    --pg-listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+demo_pid=$!
+for _ in $(seq 600); do
+    grep -q '^Stop with Ctrl-C' "$work/out" && break
+    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/err" >&2; echo "portal-e2e.sh: the demo stopped" >&2; exit 1; }
+    sleep 0.5
+done
+url=$(sed -n 's/^Tessera catalog listening on //p' "$work/out")
+[[ -n $url ]] || { echo "portal-e2e.sh: the demo did not come up" >&2; exit 1; }
+rm -rf portal/test-results
+(cd portal && PORTAL_URL=$url TESSERA_PERSONAS=$work/mesh/demo/personas.json CHROMIUM=$CHROMIUM npm run --silent test:e2e) | tee "$work/tap" | grep -E '^# (tests|pass|fail|skipped)|^not ok|^    not ok' || true
+# Skipped or failed is a failure here: the test command provides everything.
+grep -q '^# fail 0$' "$work/tap" && grep -q '^# skipped 0$' "$work/tap" && ! grep -q '^# pass 0$' "$work/tap" ||
+    { cat "$work/tap"; echo "portal-e2e.sh: browser tests failed" >&2; exit 1; }
+echo "portal-e2e.sh: $(sed -n 's/^# pass //p' "$work/tap") browser tests passed; screenshots in portal/test-results/"
