@@ -295,6 +295,22 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A listing: JSON for scripts, else an aligned table of `row(item)` under `header`.
+pub fn print_items<T: Serialize>(
+    global: &Global,
+    items: &[T],
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if global.json() {
+        print_json(&items)
+    } else {
+        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+        print_table(header, &rows);
+        Ok(())
+    }
+}
+
 /// Prints rows as an aligned table with a header.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -15,7 +15,7 @@ use tessera_contracts::api::{
 use tessera_contracts::policy::{GrantSpec, MaskSpec, RowFilterSpec};
 use tessera_sdk::Client;
 
-use crate::cli::{Global, Hinted, Login, PAGE, all_pages, print_json, print_table, product_ref};
+use crate::cli::{Global, Hinted, Login, PAGE, all_pages, print_items, print_json, print_table, product_ref};
 use tessera_sdk::{AccessRequestParams, Paging, PolicyParams, ProductParams};
 
 #[derive(Debug, Subcommand)]
@@ -314,15 +314,9 @@ pub async fn domain(global: &Global, command: DomainCommand) -> anyhow::Result<E
     match command {
         DomainCommand::List => {
             let items = all_pages(async |cursor| client.domains(&Paging { limit: PAGE, cursor }).await).await?;
-            if global.json() {
-                print_json(&items)?;
-            } else {
-                let rows: Vec<Vec<String>> = items
-                    .iter()
-                    .map(|d| vec![d.name.clone(), d.owner_team.clone(), d.title.clone()])
-                    .collect();
-                print_table(&["DOMAIN", "OWNER TEAM", "TITLE"], &rows);
-            }
+            print_items(global, &items, &["DOMAIN", "OWNER TEAM", "TITLE"], |d| {
+                vec![d.name.clone(), d.owner_team.clone(), d.title.clone()]
+            })?;
         }
         DomainCommand::Show { name } => {
             let d = client.domain(&name).await?.value;
@@ -375,27 +369,17 @@ pub async fn product(global: &Global, command: ProductCommand) -> anyhow::Result
                 client.products(&params).await
             })
             .await?;
-            if global.json() {
-                print_json(&items)?;
-            } else {
-                let rows: Vec<Vec<String>> = items
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            format!("{}.{}", p.domain, p.name),
-                            p.status.as_str().to_string(),
-                            p.latest_contract_version.clone().unwrap_or_else(|| "-".into()),
-                            p.health.as_str().to_string(),
-                            p.owner_team.clone(),
-                            p.title.clone(),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &["PRODUCT", "STATUS", "CONTRACT", "HEALTH", "OWNER TEAM", "TITLE"],
-                    &rows,
-                );
-            }
+            let header = ["PRODUCT", "STATUS", "CONTRACT", "HEALTH", "OWNER TEAM", "TITLE"];
+            print_items(global, &items, &header, |p| {
+                vec![
+                    format!("{}.{}", p.domain, p.name),
+                    p.status.as_str().to_string(),
+                    p.latest_contract_version.clone().unwrap_or_else(|| "-".into()),
+                    p.health.as_str().to_string(),
+                    p.owner_team.clone(),
+                    p.title.clone(),
+                ]
+            })?;
         }
         ProductCommand::Show { product } => {
             let (d, p) = product_ref(&product)?;
@@ -559,27 +543,17 @@ pub async fn access(global: &Global, command: AccessCommand) -> anyhow::Result<E
                 client.access_requests(&params).await
             })
             .await?;
-            if global.json() {
-                print_json(&items)?;
-            } else {
-                let rows: Vec<Vec<String>> = items
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.id.to_string(),
-                            format!("{}.{}", r.domain, r.product),
-                            r.requester.clone(),
-                            r.purpose.clone(),
-                            format!("{:?}", r.status).to_lowercase(),
-                            r.justification.clone(),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &["ID", "PRODUCT", "REQUESTER", "PURPOSE", "STATUS", "JUSTIFICATION"],
-                    &rows,
-                );
-            }
+            let header = ["ID", "PRODUCT", "REQUESTER", "PURPOSE", "STATUS", "JUSTIFICATION"];
+            print_items(global, &items, &header, |r| {
+                vec![
+                    r.id.to_string(),
+                    format!("{}.{}", r.domain, r.product),
+                    r.requester.clone(),
+                    r.purpose.clone(),
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.justification.clone(),
+                ]
+            })?;
             return Ok(ExitCode::SUCCESS);
         }
         AccessCommand::Approve { id, expires, note } => {
@@ -727,44 +701,37 @@ pub async fn policy(global: &Global, command: PolicyCommand) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creates a policy, or replaces it (at the revision just read) when it exists.
+/// Creates a policy, or replaces it (at the revision just read) when it exists:
+/// `(kind, name, created)`.
+macro_rules! upsert {
+    ($client:expr, $spec:expr, $kind:literal, $get:ident, $replace:ident, $create:ident) => {
+        match $client.$get(&$spec.name).await {
+            Ok(current) => {
+                $client.$replace(&$spec.name, &$spec, current.etag.as_deref()).await?;
+                ($kind, $spec.name, false)
+            }
+            Err(e) if e.is_not_found() => {
+                $client.$create(&$spec).await?;
+                ($kind, $spec.name, true)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+}
+
 async fn apply(client: &Client, doc: PolicyDoc) -> anyhow::Result<(&'static str, String, bool)> {
-    let not_found = |e: &tessera_sdk::Error| e.status().is_some_and(|s| s.as_u16() == 404);
     Ok(match doc {
-        PolicyDoc::Grant(spec) => match client.grant(&spec.name).await {
-            Ok(current) => {
-                client.replace_grant(&spec.name, &spec, current.etag.as_deref()).await?;
-                ("grant", spec.name, false)
-            }
-            Err(e) if not_found(&e) => {
-                client.create_grant(&spec).await?;
-                ("grant", spec.name, true)
-            }
-            Err(e) => return Err(e.into()),
-        },
-        PolicyDoc::Mask(spec) => match client.mask(&spec.name).await {
-            Ok(current) => {
-                client.replace_mask(&spec.name, &spec, current.etag.as_deref()).await?;
-                ("mask", spec.name, false)
-            }
-            Err(e) if not_found(&e) => {
-                client.create_mask(&spec).await?;
-                ("mask", spec.name, true)
-            }
-            Err(e) => return Err(e.into()),
-        },
-        PolicyDoc::RowFilter(spec) => match client.row_filter(&spec.name).await {
-            Ok(current) => {
-                client
-                    .replace_row_filter(&spec.name, &spec, current.etag.as_deref())
-                    .await?;
-                ("row_filter", spec.name, false)
-            }
-            Err(e) if not_found(&e) => {
-                client.create_row_filter(&spec).await?;
-                ("row_filter", spec.name, true)
-            }
-            Err(e) => return Err(e.into()),
-        },
+        PolicyDoc::Grant(spec) => upsert!(client, spec, "grant", grant, replace_grant, create_grant),
+        PolicyDoc::Mask(spec) => upsert!(client, spec, "mask", mask, replace_mask, create_mask),
+        PolicyDoc::RowFilter(spec) => {
+            upsert!(
+                client,
+                spec,
+                "row_filter",
+                row_filter,
+                replace_row_filter,
+                create_row_filter
+            )
+        }
     })
 }

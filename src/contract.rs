@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 
-use crate::cli::{Global, Output, print_json, print_table, product_ref};
+use crate::cli::{Global, Output, print_json, product_ref};
 use tessera_contracts::api::{CheckStatus, Health, QualityResult};
 use tessera_contracts::document::DocumentFormat;
 use tessera_contracts::odcs::{self, compat};
@@ -324,21 +324,13 @@ async fn list(global: &Global, product: &str) -> anyhow::Result<ExitCode> {
         client.contracts(&domain, &name, &paging).await
     })
     .await?;
-    if global.json() {
-        print_json(&items)?;
-    } else {
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|c| {
-                vec![
-                    c.version.clone(),
-                    c.created_at.format("%Y-%m-%d %H:%M").to_string(),
-                    c.created_by.clone(),
-                ]
-            })
-            .collect();
-        print_table(&["VERSION", "REGISTERED (UTC)", "BY"], &rows);
-    }
+    crate::cli::print_items(global, &items, &["VERSION", "REGISTERED (UTC)", "BY"], |c| {
+        vec![
+            c.version.clone(),
+            c.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            c.created_by.clone(),
+        ]
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

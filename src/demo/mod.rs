@@ -479,10 +479,6 @@ async fn ensure_admin_key(running: &Running, key: String) -> anyhow::Result<Stri
     Ok(fresh.key)
 }
 
-fn is_not_found(e: &tessera_sdk::Error) -> bool {
-    e.status().is_some_and(|s| s.as_u16() == 404)
-}
-
 /// Registers what is missing; what exists is left as it is.
 async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
     for p in &PERSONAS {
@@ -491,7 +487,7 @@ async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
         }
         match admin.principal(p.name).await {
             Ok(_) => {}
-            Err(e) if is_not_found(&e) => {
+            Err(e) if e.is_not_found() => {
                 let strings = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect();
                 admin
                     .create_principal(&PrincipalCreate {
@@ -515,7 +511,7 @@ async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
     for d in &DOMAINS {
         match admin.team(d.team).await {
             Ok(_) => {}
-            Err(e) if is_not_found(&e) => {
+            Err(e) if e.is_not_found() => {
                 admin
                     .create_team(&TeamCreate {
                         name: d.team.into(),
@@ -529,7 +525,7 @@ async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
         }
         match admin.domain(d.name).await {
             Ok(_) => {}
-            Err(e) if is_not_found(&e) => {
+            Err(e) if e.is_not_found() => {
                 admin
                     .create_domain(&DomainCreate {
                         name: d.name.into(),
@@ -553,7 +549,7 @@ async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
     bar.finish_and_clear();
     for g in grants() {
         if let Err(e) = admin.grant(&g.name).await {
-            if !is_not_found(&e) {
+            if !e.is_not_found() {
                 return Err(e.into());
             }
             admin.create_grant(&g).await?;
@@ -561,7 +557,7 @@ async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
     }
     for m in masks() {
         if let Err(e) = admin.mask(&m.name).await {
-            if !is_not_found(&e) {
+            if !e.is_not_found() {
                 return Err(e.into());
             }
             admin.create_mask(&m).await?;
@@ -569,7 +565,7 @@ async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
     }
     for f in row_filters() {
         if let Err(e) = admin.row_filter(&f.name).await {
-            if !is_not_found(&e) {
+            if !e.is_not_found() {
                 return Err(e.into());
             }
             admin.create_row_filter(&f).await?;
@@ -585,7 +581,7 @@ async fn register(admin: &Client, p: &DemoProduct, lake: &str) -> anyhow::Result
         odcs::parse(DocumentFormat::Yaml, p.contract).map_err(|e| anyhow::anyhow!("built-in contract: {e}"))?;
     let product = match admin.product(p.domain, p.name).await {
         Ok(found) => found,
-        Err(e) if is_not_found(&e) => {
+        Err(e) if e.is_not_found() => {
             admin
                 .create_product(
                     p.domain,

@@ -105,13 +105,7 @@ impl Demo {
     }
 
     fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let exit = self.child.wait().expect("waits");
-        assert!(exit.success(), "the demo exits cleanly, got {exit}");
+        super::terminate(&mut self.child);
     }
 }
 

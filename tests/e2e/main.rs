@@ -78,14 +78,19 @@ impl Server {
 
     /// SIGTERM, then waits: the exit must be clean.
     fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let exit = self.child.wait().expect("waits");
-        assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+        terminate(&mut self.child);
     }
+}
+
+/// SIGTERM, then waits: a graceful shutdown exits 0.
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("waits");
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
 }
 
 impl Drop for Server {

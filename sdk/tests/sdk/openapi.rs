@@ -164,26 +164,15 @@ schema:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_drives_a_real_catalog() {
     use serde_json::json;
-    use tessera_catalog::Application;
-    use tessera_catalog::config::{Config, Secret};
     use tessera_sdk::api::{AccessRequestStatus, ProductStatus};
     use tessera_sdk::{
         AccessRequestParams, ChangeParams, Client, DocumentFormat, Paging, PolicyParams, ProductParams, etag,
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.path().join("data"),
-        bootstrap_key: Some(Secret::new(ADMIN_KEY)),
-        ..Config::default()
-    };
-    let app = Application::build(config).await.expect("catalog builds");
-    let base = format!("http://{}/", app.local_addr().expect("bound"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let catalog = crate::Catalog::start(ADMIN_KEY).await;
+    // A trailing slash is fine too.
+    let base = format!("{}/", catalog.base);
     let admin = Client::new(&base, ADMIN_KEY).expect("client");
 
     // system and changes
@@ -538,8 +527,7 @@ async fn the_client_drives_a_real_catalog() {
 
     admin.delete_principal("bob", None).await.expect("deleted");
     assert!(olga.revision > 0);
-    let _ = stop.send(());
-    server.await.expect("joined").expect("served");
+    catalog.stop().await;
 }
 
 // ---------------------------------------------------------------- queries, against a stand-in gateway

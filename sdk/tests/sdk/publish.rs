@@ -489,24 +489,12 @@ async fn files_are_read_with_the_contracts_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_through_the_catalog() {
     use serde_json::json;
-    use tessera_catalog::Application;
-    use tessera_catalog::config::{Config, Secret};
     use tessera_sdk::Client;
 
     const ADMIN_KEY: &str = "tsk_0123456789ab_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.path().join("data"),
-        bootstrap_key: Some(Secret::new(ADMIN_KEY)),
-        ..Config::default()
-    };
-    let app = Application::build(config).await.expect("catalog builds");
-    let base = format!("http://{}", app.local_addr().expect("bound"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let catalog = crate::Catalog::start(ADMIN_KEY).await;
+    let base = catalog.base.clone();
 
     let client = Client::new(&base, ADMIN_KEY).expect("client");
     fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -604,6 +592,5 @@ async fn publishes_through_the_catalog() {
     assert!(matches!(err, PublishError::Retired { .. }), "{err}");
     assert_eq!(version(&location).await, Some(0));
 
-    let _ = stop.send(());
-    server.await.expect("server task").expect("stopped cleanly");
+    catalog.stop().await;
 }
