@@ -533,8 +533,8 @@ fn state(r: &Value, key: &str) -> String {
     }
 }
 
-/// A goal row of another module's measurement: its own `goal` and
-/// `goal_met` when it states them (with the first row's p99), else the state.
+/// A goal row of another module's measurement: its own `goal`, `goal_measured`
+/// and `goal_met` when it states them, else the state.
 fn other_goal(r: &Value, key: &str, text: &str, provisional: bool) -> [String; 3] {
     let v = r.get(key).unwrap_or(&Value::Null);
     let goal = v
@@ -544,9 +544,9 @@ fn other_goal(r: &Value, key: &str, text: &str, provisional: bool) -> [String; 3
     match v.get("goal_met").and_then(Value::as_bool) {
         Some(met) => {
             let measured = v
-                .pointer("/rows/0/p99_ms")
-                .and_then(Value::as_f64)
-                .map_or_else(|| "see its section above".into(), |p99| format!("p99 {} ms", num(p99)));
+                .get("goal_measured")
+                .and_then(Value::as_str)
+                .map_or_else(|| "see its section above".into(), str::to_string);
             let status = match (provisional, met) {
                 (true, _) => "n/a (not a measurement)",
                 (false, true) => "met",
