@@ -34,15 +34,7 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("tessera starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stdout_lines(&mut child);
         let mut banner = Vec::new();
         let mut url = None;
         let mut bootstrap_key = None;
@@ -80,6 +72,21 @@ impl Server {
     fn terminate(mut self) {
         terminate(&mut self.child);
     }
+}
+
+/// The child's stdout, line by line, read on a thread of its own so that a
+/// caller can wait with a timeout.
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// SIGTERM, then waits: a graceful shutdown exits 0.
@@ -963,13 +970,7 @@ fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, Str
         command.env(k, v);
     }
     let mut gateway = command.spawn().expect("gateway starts");
-    let stdout = gateway.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stdout_lines(&mut gateway);
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if line.contains("SQL over HTTP:") {
             let url = line.split_whitespace().last().expect("url").to_string();
