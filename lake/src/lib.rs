@@ -193,7 +193,18 @@ pub async fn write(
         WriteMode::Append => deltalake::protocol::SaveMode::Append,
         WriteMode::Overwrite => deltalake::protocol::SaveMode::Overwrite,
     };
-    let mut builder = table.write(batches).with_save_mode(save_mode);
+    // One input partition: deltalake drains every partition of its input into
+    // the same files, so with several the rows of a file would interleave and
+    // the order they came in (a key order, say) would be lost, and with it the
+    // tight min/max statistics per page that let a point query read one page.
+    let one_partition = HashMap::from([("datafusion.execution.target_partitions".to_string(), "1".to_string())]);
+    let session = deltalake::delta_datafusion::DeltaSessionContext::new_with_session_overrides(&one_partition)
+        .map_err(delta)?
+        .state();
+    let mut builder = table
+        .write(batches)
+        .with_session_state(Arc::new(session))
+        .with_save_mode(save_mode);
     if mode == WriteMode::Overwrite {
         // An overwrite replaces the schema too (callers check data against the
         // contract before they write).

@@ -113,6 +113,45 @@ pub async fn write_mesh(
 mod tests {
     use super::*;
 
+    /// The rows of a written file keep the generator's key order, so each
+    /// Parquet page covers a narrow key range (what lets a point query on
+    /// `o_orderkey` read one page).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn written_files_keep_the_key_order() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int64Type;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = dir.path().join("orders");
+        let location = location.to_str().expect("utf-8");
+        let data = batches("orders", 0.05).expect("generated");
+        assert!(data.len() > 4, "several batches: {}", data.len());
+        crate::write(location, &HashMap::new(), data, WriteMode::Overwrite, &[])
+            .await
+            .expect("written");
+        let table = crate::open_table(location, &HashMap::new())
+            .await
+            .expect("opens")
+            .expect("exists");
+        // One partition reads the file front to back.
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        ctx.register_table("orders", table.table_provider().await.expect("provider"))
+            .expect("registers");
+        let keys: Vec<i64> = ctx
+            .sql("SELECT o_orderkey FROM orders")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("rows")
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(keys.len(), 75_000);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "ascending keys");
+    }
+
     #[tokio::test]
     async fn writes_the_mesh_deterministically() {
         let dir = tempfile::tempdir().expect("tempdir");
