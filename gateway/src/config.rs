@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tessera_lake::StorageLocation;
 
+use crate::accel::Acceleration;
+
 /// The gateway's configuration (the `[gateway]` section of the TOML file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +32,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Credentials and endpoints per storage location (longest prefix wins).
     pub storage: Vec<StorageLocation>,
+    /// Hot tables held in memory (off unless given memory).
+    pub acceleration: Acceleration,
 }
 
 impl Default for GatewayConfig {
@@ -44,6 +48,7 @@ impl Default for GatewayConfig {
             name: default_name(),
             limits: Limits::default(),
             storage: Vec::new(),
+            acceleration: Acceleration::default(),
         }
     }
 }

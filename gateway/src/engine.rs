@@ -37,6 +37,7 @@ use tessera_contracts::bundle::{Bundle, BundleError};
 use tessera_contracts::policy::effective_purpose;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use crate::accel::{AcceleratedTable, Accelerator, CopyState};
 use crate::config::{GatewayConfig, Limits};
 use crate::error::QueryError;
 use crate::policy::{CompiledPolicy, GovernedTable};
@@ -310,6 +311,7 @@ impl Engine {
                 tables: Arc::new(TableCache::new(
                     config.storage.clone(),
                     Duration::from_millis(config.table_staleness_ms),
+                    Accelerator::new(&config.acceleration, template.clone()),
                 )),
                 template,
                 runtime,
@@ -323,6 +325,19 @@ impl Engine {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Where each table read so far stands with acceleration: held in memory,
+    /// being copied, too large, failed (empty unless acceleration is configured).
+    pub fn acceleration(&self) -> Vec<AcceleratedTable> {
+        self.inner.tables.accelerator().map(|a| a.tables()).unwrap_or_default()
+    }
+
+    /// The tables held in memory now.
+    pub fn accelerated(&self) -> Vec<AcceleratedTable> {
+        let mut tables = self.acceleration();
+        tables.retain(|t| t.state == CopyState::Held);
+        tables
     }
 
     /// Checks a bundle just received from the catalog and swaps it in whole;

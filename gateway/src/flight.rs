@@ -157,7 +157,9 @@ impl FlightSql {
 
     fn stream(stream: crate::engine::QueryStream) -> Result<Response<DoGetStream>, Status> {
         let schema: SchemaRef = datafusion::execution::RecordBatchStream::schema(&stream);
-        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(status(&QueryError::from(e)))));
+        let batches = stream
+            .map_ok(crate::compact::compact)
+            .map_err(|e| FlightError::Tonic(Box::new(status(&QueryError::from(e)))));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)

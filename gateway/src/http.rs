@@ -414,7 +414,7 @@ impl Encoder {
                     .arrow
                     .as_mut()
                     .ok_or_else(|| io("the Arrow stream was not started"))?;
-                writer.write(batch).map_err(io)?;
+                writer.write(&crate::compact::compact(batch.clone())).map_err(io)?;
                 Ok(std::mem::take(writer.get_mut()))
             }
         }

@@ -45,6 +45,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Engine, Protocol, QueryStream, Session};
 use crate::error::QueryError;
+use crate::pgrows::RowEncoder;
 use crate::tables::CATALOG;
 
 type DfStmt = (String, Option<(Statement, LogicalPlan)>);
@@ -450,16 +451,21 @@ fn judge(statement: &Statement) -> Verdict {
     }
 }
 
-/// Encodes a query's stream as PostgreSQL rows, as they are produced.
+/// Encodes a query's stream as PostgreSQL rows, as they are produced: a
+/// column at a time where every column's type allows ([`RowEncoder`]), else
+/// through the generic encoder.
 fn respond(stream: QueryStream, format: &Format, options: FormatOptions) -> PgWireResult<Response> {
     let schema = datafusion::execution::RecordBatchStream::schema(&stream);
-    let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(Arc::new(options)))?);
+    let options = Arc::new(options);
+    let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(Arc::clone(&options)))?);
+    let columnar = RowEncoder::new(schema.fields(), &fields, &options);
     let encode_fields = Arc::clone(&fields);
     let rows = stream
         .map(move |batch| {
-            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
-                Ok(batch) => encode_recordbatch(Arc::clone(&encode_fields), batch),
-                Err(e) => Box::new(std::iter::once(Err(pg_error(&QueryError::from(e))))),
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match (batch, &columnar) {
+                (Ok(batch), Some(columnar)) => Box::new(columnar.encode(&batch).into_iter().map(Ok)),
+                (Ok(batch), None) => encode_recordbatch(Arc::clone(&encode_fields), batch),
+                (Err(e), _) => Box::new(std::iter::once(Err(pg_error(&QueryError::from(e))))),
             };
             futures::stream::iter(rows)
         })

@@ -15,6 +15,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 use tessera_lake::StorageLocation;
 
+use crate::accel::Accelerator;
 use crate::error::QueryError;
 use crate::policy::{CompiledPolicy, GovernedTable};
 
@@ -34,6 +35,8 @@ pub struct TableCache {
     staleness: Duration,
     latest: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     versions: Mutex<Versions>,
+    /// In-memory copies of hot tables' latest versions, when configured.
+    accelerator: Option<Arc<Accelerator>>,
 }
 
 #[derive(Debug, Default)]
@@ -44,22 +47,39 @@ struct Slot {
 }
 
 impl TableCache {
-    pub fn new(storage: Vec<StorageLocation>, staleness: Duration) -> Self {
+    pub fn new(storage: Vec<StorageLocation>, staleness: Duration, accelerator: Option<Arc<Accelerator>>) -> Self {
         Self {
             storage,
             staleness,
             latest: Mutex::default(),
             versions: Mutex::default(),
+            accelerator,
         }
+    }
+
+    pub fn accelerator(&self) -> Option<&Arc<Accelerator>> {
+        self.accelerator.as_ref()
     }
 
     fn options(&self, location: &str) -> HashMap<String, String> {
         tessera_lake::storage_options_for(&self.storage, location)
     }
 
-    /// The provider of the table's latest version, at most `staleness` old;
-    /// `None` when there is no Delta table at the location (yet).
+    /// The provider of the table's latest version, at most `staleness` old
+    /// (its in-memory copy when the table is accelerated); `None` when there is
+    /// no Delta table at the location (yet).
     pub async fn latest(&self, location: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some((files, version)) = self.latest_files(location).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match (&self.accelerator, version) {
+            (Some(accelerator), Some(version)) => accelerator.serve(location, version, &files),
+            _ => files,
+        }))
+    }
+
+    /// The Delta provider of the table's latest version and that version.
+    async fn latest_files(&self, location: &str) -> Result<Option<(Arc<dyn TableProvider>, Option<u64>)>> {
         let slot = {
             let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(latest.entry(location.to_string()).or_default())
@@ -68,7 +88,10 @@ impl TableCache {
         if let (Some(provider), Some(checked)) = (&slot.provider, slot.checked)
             && checked.elapsed() < self.staleness
         {
-            return Ok(Some(Arc::clone(provider)));
+            return Ok(Some((
+                Arc::clone(provider),
+                slot.table.as_ref().and_then(|t| t.version()),
+            )));
         }
         let storage = |e: tessera_lake::LakeError| QueryError::Storage(e.to_string()).into_datafusion();
         let refreshed = match slot.table.take() {
@@ -90,12 +113,15 @@ impl TableCache {
             },
         };
         let (table, moved) = refreshed;
-        if moved || slot.provider.is_none() {
-            slot.provider = Some(table.table_provider().await?);
-        }
+        let provider = match (&slot.provider, moved) {
+            (Some(provider), false) => Arc::clone(provider),
+            _ => table.table_provider().await?,
+        };
+        let version = table.version();
+        slot.provider = Some(Arc::clone(&provider));
         slot.table = Some(table);
         slot.checked = Some(Instant::now());
-        Ok(slot.provider.clone())
+        Ok(Some((provider, version)))
     }
 
     /// The provider of one version of the table; `None` when it does not exist.

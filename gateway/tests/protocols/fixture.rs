@@ -124,6 +124,17 @@ impl Fixture {
         scale: f64,
         staleness_ms: u64,
     ) -> Self {
+        let config = GatewayConfig {
+            limits,
+            table_staleness_ms: staleness_ms,
+            ..GatewayConfig::default()
+        };
+        Self::start_configured(config, dir, lake, scale).await
+    }
+
+    /// The demo mesh at `scale` in `lake`, served by a gateway configured as
+    /// `config` (its storage taken from the lake).
+    pub async fn start_configured(config: GatewayConfig, dir: tempfile::TempDir, lake: Lake, scale: f64) -> Self {
         let generated = tessera_lake::tpch::write_mesh(&lake.root, scale, &lake.options())
             .await
             .expect("demo mesh");
@@ -133,10 +144,8 @@ impl Fixture {
             .collect();
         let options = lake.options();
         let config = GatewayConfig {
-            limits,
-            table_staleness_ms: staleness_ms,
             storage: lake.storage,
-            ..GatewayConfig::default()
+            ..config
         };
         let engine = Engine::new(&config).expect("engine");
         let fixture_products: Vec<BundleProduct> = products;

@@ -4,7 +4,7 @@
 use crate::fixture::{ADMIN_KEY, Fixture, Lake, pg_rows, reference, rows};
 use tessera_gateway::{Limits, Protocol};
 
-fn queries() -> Vec<(String, String)> {
+pub(crate) fn queries() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/tpch");
     let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -229,4 +229,57 @@ async fn flight_sql_metadata_lists_the_session() {
     basic.handshake("anyone", ADMIN_KEY).await.expect("handshake");
     let info = basic.get_catalogs().await.expect("catalogs after the handshake");
     assert_eq!(column(&fetch(&mut basic, info).await, "catalog_name"), ["tessera"]);
+}
+
+/// A few rows picked from a large table cross the wire as a few rows: the
+/// string views of a top-k keep the buffers they were picked from, which
+/// Arrow IPC would otherwise send whole (and past gRPC's 4 MiB limit at SF 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_few_rows_of_a_large_table_cross_the_wire_small() {
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    use futures::TryStreamExt;
+
+    let fixture = Fixture::start(Limits::default()).await;
+    let sql = "SELECT l_comment, l_shipmode FROM sales.lineitem ORDER BY l_extendedprice DESC, l_orderkey, l_linenumber LIMIT 5";
+    let limit = 16 << 10;
+
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/query", fixture.http))
+        .bearer_auth(ADMIN_KEY)
+        .header("accept", "application/vnd.apache.arrow.stream")
+        .json(&serde_json::json!({ "sql": sql }))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.expect("body");
+    assert!(body.len() < limit, "HTTP Arrow: {} bytes for 5 rows", body.len());
+    let rows: usize = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+        .expect("arrow stream")
+        .map(|b| b.expect("batch").num_rows())
+        .sum();
+    assert_eq!(rows, 5);
+
+    let mut sql_client = fixture.flight(ADMIN_KEY).await;
+    let info = sql_client.execute(sql.to_string(), None).await.expect("executes");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", fixture.flight))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    let mut request = tonic::Request::new(ticket);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {ADMIN_KEY}").parse().expect("header"));
+    let messages: Vec<arrow_flight::FlightData> = FlightServiceClient::new(channel)
+        .do_get(request)
+        .await
+        .expect("streams")
+        .into_inner()
+        .try_collect()
+        .await
+        .expect("messages");
+    let bytes: usize = messages.iter().map(|m| m.data_body.len() + m.data_header.len()).sum();
+    assert!(bytes < limit, "Flight SQL: {bytes} bytes for 5 rows");
 }
