@@ -11,7 +11,7 @@ use tessera_contracts::api::{AuditBatch, GatewayReport};
 use tessera_contracts::bundle::Bundle;
 use tessera_gateway::sync::{BundleSource, Link, Refresh, Store, SyncError};
 use tessera_gateway::{Engine, GatewayConfig};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The catalog in the same process: bundles without a network hop. Set once
 /// the catalog is built (the gateway, whose query endpoint the catalog serves,
@@ -332,6 +332,9 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
     let endpoints = listeners.endpoints(&url)?;
     start_gateway(link, listeners).await;
     endpoints.print(None);
+    let http = axum::serve::ListenerExt::tap_io(http, |tcp: &mut TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(http, tessera_gateway::http::router(engine))
         .with_graceful_shutdown(crate::shutdown_signal())
         .await?;

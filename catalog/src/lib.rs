@@ -107,7 +107,12 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let catalog = self.catalog.clone();
-        axum::serve(self.listener, self.router)
+        // Without TCP_NODELAY a response written in more than one piece waits
+        // for the client's delayed ACK (40 ms on Linux) before its last piece.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 catalog.stop_watches();

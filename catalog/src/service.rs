@@ -2,7 +2,7 @@
 //!
 //! Handlers translate HTTP into calls here and back; nothing here knows HTTP.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,28 @@ pub struct Catalog {
     /// Turns true when the server shuts down, so that parked watches answer at
     /// once instead of holding the shutdown up.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Callers resolved from API keys, by key id.
+    callers: Arc<std::sync::Mutex<HashMap<String, KnownCaller>>>,
+}
+
+/// How long a resolved caller is reused at most. Within this process every
+/// change to keys, principals, teams or grants moves the catalog version and
+/// drops the reuse at once; a change made through another replica is seen
+/// within this bound.
+const CALLER_TTL: Duration = Duration::from_secs(1);
+/// Callers kept at most (the map is emptied beyond it).
+const CALLERS_KEPT: usize = 10_000;
+
+/// A caller resolved from an API key, with what is needed to check the key
+/// again without the store.
+#[derive(Clone)]
+struct KnownCaller {
+    secret_hash: String,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    caller: Caller,
+    /// The catalog version it was resolved at.
+    version: i64,
+    at: std::time::Instant,
 }
 
 /// A listing's paging parameters as given.
@@ -223,6 +245,7 @@ impl Catalog {
             storage: Arc::default(),
             authz: Authz,
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            callers: Arc::default(),
         }
     }
 
@@ -238,10 +261,23 @@ impl Catalog {
     }
 
     /// Resolves a presented API key to its caller; `None` when it does not hold.
+    /// A key resolved before is checked against its stored hash again and its
+    /// caller reused while the catalog has not changed (at most [`CALLER_TTL`]):
+    /// a read then costs no query for authentication.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<Caller>, ApiError> {
         let Some(parsed) = keys::parse(presented) else {
             return Ok(None);
         };
+        // Read before resolving: a change made meanwhile leaves the entry stale.
+        let version = *self.store.subscribe().borrow();
+        let known = self.known_callers().get(parsed.id).cloned();
+        if let Some(known) = known
+            && known.version == version
+            && known.at.elapsed() < CALLER_TTL
+        {
+            let live = known.expires_at.is_none_or(|at| at > Utc::now());
+            return Ok((live && keys::verify(parsed.secret, &known.secret_hash)).then_some(known.caller));
+        }
         let Some(stored) = self.store.find_api_key(parsed.id).await? else {
             return Ok(None);
         };
@@ -254,11 +290,30 @@ impl Catalog {
         };
         let teams = self.store.principal_teams(&principal.name).await?;
         let granted = self.granted_targets(&principal, &teams).await?;
-        Ok(Some(Caller {
+        let caller = Caller {
             principal,
             teams,
             granted,
-        }))
+        };
+        let mut callers = self.known_callers();
+        if callers.len() >= CALLERS_KEPT {
+            callers.clear();
+        }
+        callers.insert(
+            parsed.id.to_string(),
+            KnownCaller {
+                secret_hash: stored.secret_hash,
+                expires_at: stored.key.expires_at,
+                caller: caller.clone(),
+                version,
+                at: std::time::Instant::now(),
+            },
+        );
+        Ok(Some(caller))
+    }
+
+    fn known_callers(&self) -> std::sync::MutexGuard<'_, HashMap<String, KnownCaller>> {
+        self.callers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     // ------------------------------------------------------------ versions
