@@ -23,12 +23,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLOURS = {
     "raw": "#4c4c4c",
     "inproc": "#1f77b4",
+    "accelerated": "#8c564b",
     "governed": "#9467bd",
     "flight": "#2ca02c",
     "pg": "#ff7f0e",
     "http": "#17becf",
     "duckdb": "#d62728",
 }
+
+
+def colour(config):
+    """The configuration's colour; a grey for one this script does not know yet."""
+    return COLOURS.get(config, "#7f7f7f")
 
 
 def number(v):
@@ -63,7 +69,7 @@ def main():
             if y is not None:
                 xs.append(j - 0.4 + width * (i + 0.5))
                 ys.append(y)
-        bars.bar(xs, ys, width=width, label=config, color=COLOURS.get(config))
+        bars.bar(xs, ys, width=width, label=config, color=colour(config))
     bars.set_yscale("log")
     bars.set_xticks(range(len(queries)))
     bars.set_xticklabels(queries, rotation=0, fontsize=8)
@@ -79,7 +85,7 @@ def main():
     shown = [c for c in configs if number(geomean.get(c)) is not None]
     values = [geomean[c] for c in shown]
     ys = list(range(len(shown)))[::-1]
-    summary.barh(ys, values, color=[COLOURS.get(c) for c in shown])
+    summary.barh(ys, values, color=[colour(c) for c in shown])
     summary.set_yticks(ys)
     summary.set_yticklabels(shown, fontsize=8)
     summary.set_title("geometric mean (s)")

@@ -51,9 +51,10 @@ enum Cmd {
 }
 
 /// What `--skip` accepts.
-const SKIPPABLE: [&str; 12] = [
+const SKIPPABLE: [&str; 13] = [
     "duckdb",
     "governed",
+    "accelerated",
     "flight",
     "pg",
     "http",

@@ -9,14 +9,26 @@ use std::process::Command;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-/// How far above raw DataFusion a Tessera configuration may be and still
-/// "match" it: differences of 1-2% were real in the settings example's
-/// measurements, but on a shared machine run-to-run noise is of that order too.
-pub const MATCH_TOLERANCE: f64 = 1.05;
+/// Issue #8's goals for the TPC-H geomean against raw DataFusion at SF 1:
+/// (configuration, at most this ratio, what the goal says).
+const GOALS: [(&str, f64, &str); 3] = [
+    ("inproc", 1.03, "gateway in process (the protocols' entry point)"),
+    ("governed", 1.10, "analyst persona: masks and a row filter on"),
+    ("flight", 1.15, "over Arrow Flight SQL from another process"),
+];
 
-/// The configurations whose goal is to match raw DataFusion (shared/bench.md:
-/// "Tessera's goal is to match raw DataFusion through the gateway").
-const MATCHING: [&str; 4] = ["inproc", "flight", "pg", "http"];
+/// The configurations a user can run (everything but the baselines), of
+/// which the best must beat DuckDB.
+fn tessera_configs(configs: &[String]) -> impl Iterator<Item = &String> {
+    configs.iter().filter(|c| *c != "raw" && *c != "duckdb")
+}
+
+fn goal_of(config: &str) -> Option<(f64, &'static str)> {
+    GOALS
+        .iter()
+        .find(|(c, _, _)| *c == config)
+        .map(|(_, x, what)| (*x, *what))
+}
 
 /// The other measurements, in report order: (key in results.json, title).
 const SECTIONS: [(&str, &str); 5] = [
@@ -218,7 +230,20 @@ pub fn markdown(r: &Value, chart: bool) -> String {
         }
     }
     goals(&mut md, r, smoke || debug);
+    if !(smoke || debug) {
+        analysis(&mut md);
+    }
     md
+}
+
+/// The hand-written analysis of the goals (`bench/analysis.md`): what each
+/// miss was traced to and what was done about it. It is written against a
+/// given run and says which; a later run's tables may tell another story.
+fn analysis(md: &mut String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis.md");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let _ = writeln!(md, "{}\n", text.trim_end());
+    }
 }
 
 fn preamble(md: &mut String, r: &Value, scale: &str) {
@@ -277,15 +302,15 @@ fn goal(config: &str, vs_raw: Option<f64>, provisional: bool) -> (String, String
             "missed".to_string()
         }
     };
-    match config {
-        "raw" => ("baseline".into(), String::new()),
-        "duckdb" => ("peer".into(), String::new()),
-        "governed" => ("reported: masks and a row filter add work".into(), String::new()),
-        c if MATCHING.contains(&c) => (
-            format!("match raw (≤ {MATCH_TOLERANCE:.2}x)"),
-            vs_raw.map_or_else(|| "–".into(), |x| verdict(x <= MATCH_TOLERANCE)),
+    match (config, goal_of(config)) {
+        ("raw", _) => ("baseline".into(), String::new()),
+        ("duckdb", _) => ("peer".into(), String::new()),
+        ("accelerated", _) => ("beat DuckDB (< 1.00x DuckDB)".into(), String::new()),
+        (_, Some((at_most, _))) => (
+            format!("≤ {at_most:.2}x raw"),
+            vs_raw.map_or_else(|| "–".into(), |x| verdict(x <= at_most)),
         ),
-        _ => (String::new(), String::new()),
+        _ => ("reported".into(), String::new()),
     }
 }
 
@@ -346,6 +371,15 @@ fn headline(md: &mut String, r: &Value, scale: &str, provisional: bool) {
             get("duckdb_version"),
             get("delta_extension"),
             get("threads")
+        );
+    }
+    if let Some(held) = t.pointer("/acceleration/tables").and_then(Value::as_array) {
+        let mib = f(t, &["acceleration", "bytes"]).unwrap_or(0.0) / f64::from(1 << 20);
+        let _ = writeln!(
+            md,
+            "\naccelerated: {} products held in memory ({mib:.0} MiB of Arrow), ready {:.1} s after the engine started; the copies were made before the rounds.",
+            held.len(),
+            f(t, &["acceleration", "ready_after_s"]).unwrap_or(0.0)
         );
     }
     if let Some(skipped) = t.get("skipped").and_then(Value::as_object)
@@ -571,37 +605,44 @@ fn goals(md: &mut String, r: &Value, provisional: bool) {
         (false, Some(false)) => "missed".into(),
         (false, None) => "not measured".into(),
     };
-    for c in MATCHING {
+    for (c, at_most, what) in GOALS {
         let x = f(t, &["geomean_ratio_vs_raw", c]);
         row(
             md,
             &[
-                format!("{c}: match raw DataFusion through the gateway (geomean ≤ {MATCH_TOLERANCE:.2}x raw)"),
+                format!("{c}: {what}, geomean ≤ {at_most:.2}x raw DataFusion"),
                 ratio(x),
-                verdict(x.map(|x| x <= MATCH_TOLERANCE)),
+                verdict(x.map(|x| x <= at_most)),
             ],
         );
     }
-    let governed = f(t, &["geomean_ratio_vs_raw", "governed"]);
+    for c in ["pg", "http"] {
+        let x = f(t, &["geomean_ratio_vs_raw", c]);
+        row(
+            md,
+            &[
+                format!("{c}: TPC-H over this protocol from another process (no goal of its own)"),
+                ratio(x),
+                if x.is_some() {
+                    "reported".into()
+                } else {
+                    "not measured".into()
+                },
+            ],
+        );
+    }
+    // The best configuration a user would run, against DuckDB.
+    let configs = strings(t.get("configs").unwrap_or(&Value::Null));
+    let best = tessera_configs(&configs)
+        .filter_map(|c| Some((c.clone(), f(t, &["geomean_ratio_vs_duckdb", c])?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
     row(
         md,
         &[
-            "governed (analyst: masks + row filter): cost of the policies".into(),
-            ratio(governed),
-            if governed.is_some() {
-                "reported".into()
-            } else {
-                "not measured".into()
-            },
-        ],
-    );
-    let vs_duckdb = f(t, &["geomean_ratio_vs_duckdb", "inproc"]);
-    row(
-        md,
-        &[
-            "then beat DuckDB (in-process geomean < 1.00x DuckDB)".into(),
-            ratio(vs_duckdb),
-            verdict(vs_duckdb.map(|x| x < 1.0)),
+            "beat DuckDB-delta in the best configuration (hot products in memory allowed, no result cache): geomean < 1.00x DuckDB".into(),
+            best.as_ref()
+                .map_or_else(|| "–".into(), |(c, x)| format!("{} ({c})", ratio(Some(*x)))),
+            verdict(best.map(|(_, x)| x < 1.0)),
         ],
     );
     let others = [

@@ -9,10 +9,10 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The configurations of a run without DuckDB, in their A B C order.
-const CONFIGS: [&str; 6] = ["raw", "inproc", "governed", "flight", "pg", "http"];
+const CONFIGS: [&str; 7] = ["raw", "inproc", "accelerated", "governed", "flight", "pg", "http"];
 
 /// Those that run as a principal no policy applies to: raw DataFusion's rows.
-const SAME_ROWS: [&str; 5] = ["raw", "inproc", "flight", "pg", "http"];
+const SAME_ROWS: [&str; 6] = ["raw", "inproc", "accelerated", "flight", "pg", "http"];
 
 /// A fresh scratch directory, removed when dropped.
 struct Scratch(PathBuf);
@@ -121,6 +121,12 @@ fn the_harness_runs_every_configuration_and_writes_its_reports() {
         tpch["row_mismatches"]
     );
     assert_eq!(results["problems"].as_u64(), Some(0), "no measurement failed");
+    let held = tpch["acceleration"]["tables"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        held, 8,
+        "the accelerated configuration held every product: {}",
+        tpch["acceleration"]
+    );
 
     let md = std::fs::read_to_string(out.join("RESULTS.md")).expect("RESULTS.md is written");
     assert!(md.contains("## Headline"), "{md}");
