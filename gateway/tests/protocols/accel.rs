@@ -79,17 +79,6 @@ fn held<'a>(tables: &'a [AcceleratedTable], suffix: &str) -> Option<&'a Accelera
         .find(|t| t.location.ends_with(suffix) && t.state == CopyState::Held)
 }
 
-fn location(fixture: &Fixture, product: &str) -> String {
-    fixture
-        .products
-        .iter()
-        .find(|p| p.name == product)
-        .expect("product")
-        .output_ports[0]
-        .location
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_from_memory_answers_as_raw_datafusion() {
     let fixture = accelerated_fixture(1 << 30).await;
@@ -138,23 +127,13 @@ async fn tpch_from_memory_answers_as_raw_datafusion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_is_never_answered_from_the_copy_of_an_earlier_version() {
     let fixture = accelerated_fixture(1 << 30).await;
-    let region = location(&fixture, "region");
     let count = "SELECT count(*) FROM customers.region";
     assert_eq!(query(&fixture, count).await, [["5"]]);
     let first = until(&fixture, "region held", |t| held(t, "/region").is_some()).await;
     let first = held(&first, "/region").expect("held").version;
     assert!(reads_memory(&fixture, "customers.region").await);
 
-    let batches = tessera_lake::tpch::batches("region", SCALE).expect("rows");
-    let committed = tessera_lake::write(
-        &region,
-        &Default::default(),
-        batches,
-        tessera_lake::WriteMode::Append,
-        &[],
-    )
-    .await
-    .expect("appends");
+    let committed = fixture.append_regions().await;
     assert!(committed > first, "a new version: {committed} after {first}");
     // The very next query sees the commit: the copy of the earlier version
     // answers for nothing, the files do until the new copy is made.

@@ -172,6 +172,32 @@ impl Fixture {
         fixture
     }
 
+    /// Where `product`'s table is.
+    pub fn location(&self, product: &str) -> String {
+        self.products
+            .iter()
+            .find(|p| p.name == product)
+            .expect("product")
+            .output_ports[0]
+            .location
+            .clone()
+    }
+
+    /// Appends the region rows once more to the region table: a new Delta
+    /// version, returned.
+    pub async fn append_regions(&self) -> u64 {
+        let batches = tessera_lake::tpch::batches("region", SCALE).expect("rows");
+        tessera_lake::write(
+            &self.location("region"),
+            &self.options,
+            batches,
+            tessera_lake::WriteMode::Append,
+            &[],
+        )
+        .await
+        .expect("appends")
+    }
+
     /// Installs a bundle with the admin, the analyst and `products`; the
     /// analyst holds a grant on each discoverable one.
     pub fn install(&mut self, products: Vec<BundleProduct>, version: i64) {

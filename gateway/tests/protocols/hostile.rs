@@ -290,24 +290,7 @@ async fn products_appear_and_disappear_with_the_bundle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_travel_reads_an_earlier_delta_version() {
     let fixture = Fixture::start(Limits::default()).await;
-    let region = fixture
-        .products
-        .iter()
-        .find(|p| p.name == "region")
-        .expect("region")
-        .output_ports[0]
-        .location
-        .clone();
-    let batches = tessera_lake::tpch::batches("region", crate::fixture::SCALE).expect("rows");
-    let version = tessera_lake::write(
-        &region,
-        &Default::default(),
-        batches,
-        tessera_lake::WriteMode::Append,
-        &[],
-    )
-    .await
-    .expect("appends");
+    let version = fixture.append_regions().await;
     let count = |batches: Vec<arrow::array::RecordBatch>| crate::fixture::rows(&batches)[0][0].clone();
     let now = fixture
         .http_query(ADMIN_KEY, "SELECT count(*) FROM customers.region")
