@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
@@ -329,11 +329,6 @@ impl Accelerator {
         out.sort_by(|a, b| a.location.cmp(&b.location));
         out
     }
-
-    /// Bytes held by all copies.
-    pub fn used_bytes(&self) -> u64 {
-        self.lock().used
-    }
 }
 
 /// Every row of `files` as a [`MemTable`] of `partitions` partitions balanced
@@ -383,11 +378,7 @@ fn own(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
             } else {
                 cast(column, field.data_type())?
             };
-            Ok(match column.data_type() {
-                DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
-                DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
-                _ => column,
-            })
+            Ok(crate::compact::own_views(&column))
         })
         .collect::<Result<Vec<_>>>()?;
     if columns.len() != schema.fields().len() {

@@ -24,14 +24,19 @@ pub fn compact(batch: RecordBatch) -> RecordBatch {
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View if wasteful(c) => Arc::new(c.as_string_view().gc()) as ArrayRef,
-            DataType::BinaryView if wasteful(c) => Arc::new(c.as_binary_view().gc()) as ArrayRef,
-            _ => Arc::clone(c),
-        })
+        .map(|c| if wasteful(c) { own_views(c) } else { Arc::clone(c) })
         .collect();
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(batch.schema(), columns, &options).unwrap_or(batch)
+}
+
+/// A view column copied down to the bytes its rows use; any other column as it is.
+pub fn own_views(column: &ArrayRef) -> ArrayRef {
+    match column.data_type() {
+        DataType::Utf8View => Arc::new(column.as_string_view().gc()),
+        DataType::BinaryView => Arc::new(column.as_binary_view().gc()),
+        _ => Arc::clone(column),
+    }
 }
 
 fn wasteful(column: &ArrayRef) -> bool {
