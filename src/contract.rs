@@ -227,7 +227,7 @@ async fn test(file: &Path, table: &str, output: Output) -> anyhow::Result<ExitCo
         Some([object, ..]) => odcs::arrow::verify(object, &meta.schema, &meta.partition_columns),
         _ => anyhow::bail!("{}: the contract has no schema object to test", file.display()),
     };
-    let run = tessera_gateway::quality::run(&contract, table, &options, chrono::Utc::now()).await?;
+    let run = tessera_quality::run(&contract, table, &options, chrono::Utc::now()).await?;
     let health = Health::of(&run.results);
     let failed = !mismatches.is_empty() || health == Health::Failing;
     match output {

@@ -110,7 +110,7 @@ async fn main() -> ExitCode {
 }
 
 fn print_openapi() -> anyhow::Result<()> {
-    let doc = tessera_catalog::openapi_with(Some(&tessera_gateway::http::openapi()))
+    let doc = tessera_catalog::openapi_with(Some(&tessera_gateway::server::http::openapi()))
         .to_pretty_json()
         .context("cannot render the OpenAPI document")?;
     println!("{doc}");
@@ -136,7 +136,7 @@ pub(crate) fn init_logging(format: &str) {
 async fn serve(args: platform::ServeArgs) -> anyhow::Result<()> {
     let running = platform::start(&args, None).await?;
     running.print_banner();
-    running.endpoints.print(running.bootstrap_key.as_deref());
+    platform::print_endpoints(&running.endpoints, &running.url, running.bootstrap_key.as_deref());
     if let Some(key) = &running.bootstrap_key {
         println!("Bootstrap admin API key (shown once): {key}");
         println!(
@@ -170,16 +170,4 @@ pub(crate) async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    /// clap's own consistency checks over every subcommand (unique names, ...),
-    /// which otherwise fire only when a command is first parsed.
-    #[test]
-    fn the_command_line_is_consistent() {
-        super::Cli::command().debug_assert();
-    }
 }

@@ -9,9 +9,8 @@ use async_trait::async_trait;
 use tessera_catalog::service::{Catalog, MAX_WATCH};
 use tessera_contracts::api::{AuditBatch, GatewayReport};
 use tessera_contracts::bundle::Bundle;
-use tessera_gateway::sync::{BundleSource, Link, Refresh, Store, SyncError};
-use tessera_gateway::{Engine, GatewayConfig};
-use tokio::net::{TcpListener, TcpStream};
+use tessera_gateway::sync::{BundleSource, SyncError};
+use tessera_gateway::{Endpoints, Gateway, GatewayConfig};
 
 /// The catalog in the same process: bundles without a network hop. Set once
 /// the catalog is built (the gateway, whose query endpoint the catalog serves,
@@ -48,74 +47,36 @@ impl BundleSource for InProcess {
 
     async fn report(&self, gateway: &str, report: &GatewayReport) -> Result<(), SyncError> {
         self.catalog()?
-            .store
-            .report_gateway(gateway, report)
+            .record_gateway_report(gateway, report)
             .await
             .map_err(|e| SyncError(e.to_string()))
     }
 
     async fn audit(&self, batch: &AuditBatch) -> Result<(), SyncError> {
         self.catalog()?
-            .store
-            .add_audit(&batch.gateway, &batch.records)
+            .add_audit_batch(batch)
             .await
             .map(|_| ())
             .map_err(|e| SyncError(e.to_string()))
     }
 }
 
-/// The gateway's protocol listeners, bound.
-pub struct Listeners {
-    pg: TcpListener,
-    flight: TcpListener,
-}
-
-/// Where clients connect.
-pub struct Endpoints {
-    pub http: String,
-    pub pg: SocketAddr,
-    pub flight: SocketAddr,
-}
-
-impl Listeners {
-    pub async fn bind(config: &GatewayConfig) -> anyhow::Result<Self> {
-        let pg = TcpListener::bind(config.pg_listen)
-            .await
-            .with_context(|| format!("cannot listen for PostgreSQL wire on {}", config.pg_listen))?;
-        let flight = TcpListener::bind(config.flight_listen)
-            .await
-            .with_context(|| format!("cannot listen for Flight SQL on {}", config.flight_listen))?;
-        Ok(Self { pg, flight })
-    }
-
-    pub fn endpoints(&self, http: &str) -> anyhow::Result<Endpoints> {
-        Ok(Endpoints {
-            http: http.to_string(),
-            pg: self.pg.local_addr()?,
-            flight: self.flight.local_addr()?,
-        })
-    }
-}
-
-impl Endpoints {
-    /// Plain stdout lines: scripts and tests read them.
-    pub fn print(&self, key: Option<&str>) {
-        let key = key.unwrap_or("<API key>");
-        println!("Tessera gateway");
-        println!(
-            "  SQL over HTTP:    curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"sql\": \"SELECT 1\"}}' {}/api/v1/query",
-            self.http
-        );
-        println!(
-            "  PostgreSQL wire:  psql \"host={} port={} dbname=tessera user=me password={key}\"",
-            self.pg.ip(),
-            self.pg.port()
-        );
-        println!(
-            "  Flight SQL:       grpc://{} (Bearer token or Basic auth: the API key)",
-            self.flight
-        );
-    }
+/// Prints where clients connect to a gateway (plain stdout: scripts and tests read them).
+pub fn print_endpoints(endpoints: &Endpoints, http: &str, key: Option<&str>) {
+    let key = key.unwrap_or("<API key>");
+    println!("Tessera gateway");
+    println!(
+        "  SQL over HTTP:    curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"sql\": \"SELECT 1\"}}' {http}/api/v1/query"
+    );
+    println!(
+        "  PostgreSQL wire:  psql \"host={} port={} dbname=tessera user=me password={key}\"",
+        endpoints.pg.ip(),
+        endpoints.pg.port()
+    );
+    println!(
+        "  Flight SQL:       grpc://{} (Bearer token or Basic auth: the API key)",
+        endpoints.flight
+    );
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -176,13 +137,12 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
     tracing::info!(?config, ?gateway_config, "starting");
     let control = Arc::new(InProcess::default());
     let source: Arc<dyn BundleSource> = control.clone();
-    let hooks = tessera_gateway::Hooks {
-        audit: tessera_gateway::sync::Shipper::start(source.clone(), gateway_config.name.clone()),
-    };
-    let engine = Engine::with_hooks(&gateway_config, hooks).context("cannot start the gateway")?;
+    let gateway = Gateway::build_embedded(gateway_config, source)
+        .await
+        .context("cannot start the gateway")?;
     let extension = tessera_catalog::Extension {
-        router: tessera_gateway::http::router(engine.clone()),
-        openapi: tessera_gateway::http::openapi(),
+        router: gateway.router(),
+        openapi: tessera_gateway::server::http::openapi(),
         web: Some(crate::portal::router()),
     };
     let app = tessera_catalog::Application::build_with(config.clone(), Some(extension)).await?;
@@ -192,18 +152,11 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
     } else {
         format!("PostgreSQL ({})", app.backend())
     };
-    let listeners = Listeners::bind(&gateway_config).await?;
-    let endpoints = listeners.endpoints(&url)?;
+    let endpoints = gateway.endpoints();
     let catalog = app.catalog().clone();
     let _ = control.0.set(catalog.clone());
-    // In process, the catalog is never away: no last-known-good bundle to keep.
-    let link = Link {
-        engine: engine.clone(),
-        source,
-        name: gateway_config.name.clone(),
-        store: None,
-    };
-    start_gateway(link, listeners).await;
+    // The gateway's first bundle is in force before the banner is printed.
+    tokio::spawn(gateway.start().await.stop_when(crate::shutdown_signal()));
     let bootstrap_key = app.bootstrap_key().map(str::to_string);
     let server = tokio::spawn(app.run_until(crate::shutdown_signal()));
     Ok(Running {
@@ -234,37 +187,6 @@ impl Running {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// Installs the first bundle (from the catalog, or else the last-known-good one
-/// saved on disk), then keeps following the catalog and serves PostgreSQL wire
-/// and Flight SQL in the background.
-pub async fn start_gateway(link: Link, listeners: Listeners) {
-    let engine = &link.engine;
-    match link.refresh().await {
-        Ok(Refresh::Installed(_) | Refresh::Unchanged) => {}
-        Ok(Refresh::Refused(e)) => tracing::warn!(error = %e, "the catalog's bundle was refused"),
-        Err(e) => match link.store.as_ref().map(|s| s.restore(engine)) {
-            Some(Ok(Some(version))) => tracing::warn!(error = %e, version,
-                "the catalog is unreachable: serving the last-known-good bundle"),
-            Some(Err(saved)) => tracing::warn!(error = %e, saved = %saved,
-                "the catalog is unreachable and the saved bundle is unusable: the gateway answers 'not ready'"),
-            _ => tracing::warn!(error = %e, "no policy bundle yet: the gateway answers 'not ready' until it gets one"),
-        },
-    }
-    tokio::spawn(link.clone().follow());
-    let pg = engine.clone();
-    tokio::spawn(async move {
-        if let Err(e) = tessera_gateway::pg::serve(pg, listeners.pg).await {
-            tracing::error!(error = %e, "the PostgreSQL wire endpoint stopped");
-        }
-    });
-    let flight = engine.clone();
-    tokio::spawn(async move {
-        if let Err(e) = tessera_gateway::flight::serve(flight, listeners.flight).await {
-            tracing::error!(error = %e, "the Flight SQL endpoint stopped");
-        }
-    });
 }
 
 #[derive(Debug, clap::Args)]
@@ -314,29 +236,11 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
         tessera_gateway::sync::HttpSource::new(&catalog, &key)?
             .with_max_staleness(config.max_staleness_ms.map(std::time::Duration::from_millis)),
     );
-    let hooks = tessera_gateway::Hooks {
-        audit: tessera_gateway::sync::Shipper::start(Arc::clone(&source), config.name.clone()),
-    };
-    let engine = Engine::with_hooks(&config, hooks).context("cannot start the gateway")?;
-    let link = Link {
-        engine: engine.clone(),
-        source,
-        name: config.name.clone(),
-        store: Some(Store::new(&config.data_dir)),
-    };
-    let http = TcpListener::bind(config.http_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
-    let url = format!("http://{}", http.local_addr()?);
-    let listeners = Listeners::bind(&config).await?;
-    let endpoints = listeners.endpoints(&url)?;
-    start_gateway(link, listeners).await;
-    endpoints.print(None);
-    let http = axum::serve::ListenerExt::tap_io(http, |tcp: &mut TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(http, tessera_gateway::http::router(engine))
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await?;
+    let gateway = Gateway::build(config, source).await?;
+    let endpoints = gateway.endpoints();
+    let serving = gateway.start().await;
+    let http = endpoints.http.map(|a| format!("http://{a}")).unwrap_or_default();
+    print_endpoints(&endpoints, &http, None);
+    serving.stop_when(crate::shutdown_signal()).await;
     Ok(())
 }

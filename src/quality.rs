@@ -43,7 +43,7 @@ pub async fn run(global: &crate::cli::Global, command: QualityCommand) -> anyhow
         .find(|p| u64::from(p.major_version) == major)
         .ok_or_else(|| anyhow::anyhow!("{product} has no output port for major version {major}"))?;
     let spinner = crate::cli::spinner(&format!("checking {product} at {}", port.location));
-    let measured = tessera_gateway::quality::run(&contract, &port.location, &HashMap::new(), chrono::Utc::now()).await;
+    let measured = tessera_quality::run(&contract, &port.location, &HashMap::new(), chrono::Utc::now()).await;
     spinner.finish_and_clear();
     let measured = measured.with_context(|| format!("cannot check {}", port.location))?;
     let stored = client.report_quality(domain, name, &measured).await?;

@@ -138,7 +138,7 @@ impl Raw {
             .with_default_catalog_and_schema("datafusion", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = ctx.catalog("datafusion").context("the default catalog")?;
-        for (domain, product) in tessera_lake::tpch::MESH {
+        for (domain, product) in tessera_testkit::tpch::MESH {
             if catalog.schema(domain).is_none() {
                 catalog.register_schema(domain, Arc::new(MemorySchemaProvider::new()))?;
             }
@@ -223,10 +223,10 @@ pub async fn accelerated(mesh: &Mesh, key: &str, purpose: &'static str) -> anyho
     let engine = engine_with(mesh, &config).await?;
     let runner = InProcess::new(engine.clone(), key, purpose);
     let started = Instant::now();
-    for (domain, product) in tessera_lake::tpch::MESH {
+    for (domain, product) in tessera_testkit::tpch::MESH {
         runner.run(&format!("SELECT count(*) FROM {domain}.{product}")).await?;
     }
-    let wanted = tessera_lake::tpch::MESH.len();
+    let wanted = tessera_testkit::tpch::MESH.len();
     let deadline = started + std::time::Duration::from_secs(30 * 60);
     while engine.accelerated().len() < wanted && Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

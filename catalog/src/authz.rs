@@ -6,7 +6,7 @@
 use tessera_contracts::api::{Domain, Principal, Product, Visibility};
 use tessera_contracts::policy::Target;
 
-use crate::error::ApiError;
+use crate::service::Error;
 use crate::store::ProductScope;
 
 /// The authenticated principal of a request, with its team memberships.
@@ -39,11 +39,11 @@ pub struct Authz;
 
 impl Authz {
     /// Platform administration: domains, teams, principals, keys, the change log.
-    pub fn require_admin(self, caller: &Caller) -> Result<(), ApiError> {
+    pub fn require_admin(self, caller: &Caller) -> Result<(), Error> {
         if caller.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this needs a platform admin".into()))
+            Err(Error::Forbidden("this needs a platform admin".into()))
         }
     }
 
@@ -64,11 +64,11 @@ impl Authz {
         caller.is_admin() || caller.in_team(&domain.owner_team)
     }
 
-    pub fn require_domain_owner(self, caller: &Caller, domain: &Domain) -> Result<(), ApiError> {
+    pub fn require_domain_owner(self, caller: &Caller, domain: &Domain) -> Result<(), Error> {
         if self.owns_domain(caller, domain) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
+            Err(Error::Forbidden(format!(
                 "only members of team {:?}, which owns domain {:?}, may do this",
                 domain.owner_team, domain.name
             )))
@@ -103,11 +103,11 @@ impl Authz {
     }
 
     /// Principals are visible to admins, and each principal sees itself.
-    pub fn require_self_or_admin(self, caller: &Caller, principal: &str) -> Result<(), ApiError> {
+    pub fn require_self_or_admin(self, caller: &Caller, principal: &str) -> Result<(), Error> {
         if caller.is_admin() || caller.name() == principal {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(
+            Err(Error::Forbidden(
                 "only platform admins may act on other principals".into(),
             ))
         }

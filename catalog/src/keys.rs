@@ -35,18 +35,3 @@ pub fn generate() -> GeneratedKey {
         id,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_keys_parse_and_verify() {
-        let k = generate();
-        let parsed = parse(&k.key).expect("own format");
-        assert_eq!(parsed.id, k.id);
-        assert!(verify(parsed.secret, &k.secret_hash));
-        assert!(!verify(&"0".repeat(64), &k.secret_hash));
-        assert_ne!(generate().key, k.key);
-    }
-}

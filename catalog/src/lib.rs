@@ -1,13 +1,40 @@
 //! Tessera's catalog: the control plane of the mesh.
 //!
-//! Layers: [`api`] (routes, bodies, OpenAPI) over [`service`] (authorization,
-//! validation, use cases) over [`store`] (the persistence port and its SQLite and
-//! PostgreSQL backends).
+//! Layers: [`api`] (routes, bodies, OpenAPI, HTTP errors) over [`service`]
+//! (authorization, validation, use cases, domain errors) over [`store`] (the
+//! persistence port and its SQLite and PostgreSQL backends).
+//!
+//! Modules:
+//! - [`api`]: the router, its middleware and the OpenAPI document;
+//!   - `api::system`: health, readiness, metrics;
+//!   - `api::changes`: version, watch, change log, policy bundle;
+//!   - `api::principals`, `api::teams`, `api::domains`, `api::products`
+//!     (with lineage), `api::contracts` (with quality runs): one resource each;
+//!   - `api::governance`: grants, masks, row filters, access requests, gateways, audit;
+//!   - `api::extract`: extractors and responders that answer problems;
+//!   - [`api::error`]: service errors and HTTP errors as RFC 9457 problems.
+//! - [`authz`]: who may see and change what.
+//! - [`config`]: the layered configuration.
+//! - [`keys`]: generating API keys.
+//! - [`metrics`]: the Prometheus registry and the request metrics middleware.
+//! - [`service`]: the [`service::Catalog`] and authentication;
+//!   - `service::principals` (with keys and the bootstrap admin), `service::teams`,
+//!     `service::domains`, `service::products` (with lineage), `service::contracts`
+//!     (with verification and quality runs): one resource each;
+//!   - `service::changes`: version, watch, change log, bundle;
+//!   - `service::governance`: policies; `service::access`: access requests and
+//!     usage; `service::gateways`: gateways' reports and query audit;
+//!   - `service::validate`: paging and field checks;
+//!   - `service::error`: the domain error, [`service::Error`].
+//! - [`store`]: one trait per resource (`store::principals`, `store::teams`,
+//!   `store::domains`, `store::products`, `store::contracts`, `store::governance`)
+//!   gathered by [`store::CatalogStore`];
+//!   - `store::sql`: both backends and their one write path, with one file per
+//!     resource stamping out the implementation for SQLite and PostgreSQL.
 
 pub mod api;
 pub mod authz;
 pub mod config;
-pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod service;
@@ -78,7 +105,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
-            backend: catalog.store.backend(),
+            backend: catalog.backend(),
             catalog,
             bootstrap_key,
         })

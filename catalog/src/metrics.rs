@@ -28,6 +28,8 @@ pub struct Metrics {
     durations: Family<RequestLabels, Histogram>,
     /// The catalog's version as last seen by this process.
     pub catalog_version: Gauge<i64, AtomicI64>,
+    /// Watches (gateways and other followers) waiting for the next change.
+    pub watches: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -45,11 +47,18 @@ impl Default for Metrics {
             durations.clone(),
         );
         registry.register("version", "The catalog's change sequence", catalog_version.clone());
+        let watches = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "watches",
+            "Watches waiting for the catalog's next change",
+            watches.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             catalog_version,
+            watches,
         }
     }
 }

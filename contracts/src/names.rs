@@ -49,9 +49,22 @@ pub fn parse_product_ref(reference: &str) -> Result<(&str, &str), String> {
     Ok((domain, product))
 }
 
+/// The major version of a contract version (`2.1.0` and `v2.1.0` give 2);
+/// `None` when it does not start with a number.
+pub fn major_of(version: &str) -> Option<u64> {
+    version.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn majors_of_versions() {
+        assert_eq!(major_of("2.1.0"), Some(2));
+        assert_eq!(major_of("10.0.0-rc.1"), Some(10));
+        assert_eq!(major_of("x"), None);
+    }
 
     #[test]
     fn accepts_identifiers() {

@@ -38,7 +38,7 @@ async fn context(root: &str, config: SessionConfig, metadata_cache: usize) -> Se
         runtime,
     );
     let catalog = ctx.catalog("datafusion").expect("catalog");
-    for (domain, product) in tessera_lake::tpch::MESH {
+    for (domain, product) in tessera_testkit::tpch::MESH {
         if catalog.schema(domain).is_none() {
             catalog
                 .register_schema(domain, Arc::new(MemorySchemaProvider::new()))
@@ -73,7 +73,7 @@ async fn main() {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_str().expect("utf-8").to_string();
-    tessera_lake::tpch::write_mesh(&root, scale, &Default::default())
+    tessera_testkit::tpch::write_mesh(&root, scale, &Default::default())
         .await
         .expect("mesh");
     let queries = queries();

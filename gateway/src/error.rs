@@ -140,10 +140,37 @@ impl QueryError {
         }
     }
 
+    /// What the client is told: the error's own message, except for failures
+    /// inside the platform (an internal error, storage that failed), whose
+    /// cause may name internals: the client gets an error id, and the log line
+    /// carrying the cause names the same id.
+    pub fn disclose(&self) -> Disclosed {
+        if !matches!(self, Self::Internal(_) | Self::Storage(_)) {
+            return Disclosed {
+                message: self.to_string(),
+                error_id: None,
+            };
+        }
+        let error_id = uuid::Uuid::new_v4().to_string();
+        tracing::error!(%error_id, error = %self, sqlstate = self.sqlstate(), "query failed inside the platform");
+        Disclosed {
+            message: format!("an internal error occurred; quote error id {error_id}"),
+            error_id: Some(error_id),
+        }
+    }
+
     /// Wraps the error for travel through DataFusion (a stream's item, a provider's result).
     pub fn into_datafusion(self) -> DataFusionError {
         DataFusionError::External(Box::new(self))
     }
+}
+
+/// An error as a client sees it (see [`QueryError::disclose`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disclosed {
+    pub message: String,
+    /// Set when the message hides the cause, which the log has under this id.
+    pub error_id: Option<String>,
 }
 
 impl From<DataFusionError> for QueryError {

@@ -1,22 +1,24 @@
 //! Tessera's gateway: the data plane. Every query passes through it.
 //!
-//! [`engine`] turns the catalog's bundle into per-principal DataFusion sessions
-//! over shared Delta table providers ([`tables`], hot ones copied into memory by
-//! [`accel`]) and runs untrusted SQL under
-//! limits; [`http`], [`pg`] and [`flight`] are its three endpoints; [`sync`]
-//! keeps the bundle current.
+//! - [`engine`]: the bundle in force, per-principal sessions, admission,
+//!   planning and execution under limits, audit, result streams.
+//! - [`server`]: [`Gateway::build`] binds HTTP, PostgreSQL wire and Flight SQL;
+//!   one credentials module for all three.
+//! - [`policy`]: governed tables and the policy barrier below the optimizer.
+//! - [`tables`]: a session's namespace over Delta table providers shared by every session.
+//! - [`accel`]: hot tables held in memory by Delta version.
+//! - [`compact`]: view columns compacted before they cross the wire.
+//! - [`sync`]: the link to the catalog (bundles, ACK/NACK, last-known-good, audit shipping).
+//! - [`config`]: listeners, limits, storage, acceleration.
+//! - [`error`]: a query's failure, with its SQLSTATE, HTTP status and gRPC code.
 
 pub mod accel;
 pub mod compact;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod flight;
-pub mod http;
-pub mod pg;
-pub mod pgrows;
 pub mod policy;
-pub mod quality;
+pub mod server;
 pub mod sync;
 pub mod tables;
 
@@ -24,3 +26,4 @@ pub use accel::{AcceleratedTable, Acceleration, CopyState};
 pub use config::{GatewayConfig, Limits};
 pub use engine::{AuditSink, Engine, Hooks, Principal, Protocol, QueryRecord, QueryStream, Session, Touched};
 pub use error::QueryError;
+pub use server::{Endpoints, Gateway, Serving, StartError};

@@ -64,8 +64,8 @@ impl CompiledPolicy {
     pub fn new(table: String, policy: &TablePolicy, principal: &str, attributes: &Attributes) -> Result<Self, String> {
         let mut filter: Option<datafusion::sql::sqlparser::ast::Expr> = None;
         for (name, expression) in &policy.filters {
-            let parsed = tessera_lake::policy::parse(expression).map_err(|e| format!("row filter {name}: {e}"))?;
-            let one = tessera_lake::policy::instantiate(&parsed, principal, attributes);
+            let parsed = tessera_policy::parse(expression).map_err(|e| format!("row filter {name}: {e}"))?;
+            let one = tessera_policy::instantiate(&parsed, principal, attributes);
             let nested = datafusion::sql::sqlparser::ast::Expr::Nested(Box::new(one));
             filter = Some(match filter {
                 None => nested,
@@ -97,7 +97,7 @@ impl CompiledPolicy {
         {
             return Ok(Some(expr.clone()));
         }
-        let expr = tessera_lake::policy::plan(filter, schema).map_err(|e| {
+        let expr = tessera_policy::plan(filter, schema).map_err(|e| {
             DataFusionError::Plan(format!(
                 "the row filter of {} does not apply to this table: {e}",
                 self.table

@@ -166,6 +166,77 @@ async fn accepted(response: reqwest::Response, what: &str) -> Result<(), SyncErr
     }
 }
 
+/// A source offering whatever bundle it was last handed: a gateway serving
+/// bundles its owner supplies (tests stand in for the catalog with it,
+/// including bundles the catalog would never produce). It keeps the latest
+/// report and counts audit records. Nothing confirms an offered bundle after
+/// it was offered: such a gateway runs without `max_staleness`, or its owner
+/// offers again.
+#[derive(Debug)]
+pub struct Offered {
+    bundle: tokio::sync::watch::Sender<Option<Bundle>>,
+    report: std::sync::Mutex<Option<GatewayReport>>,
+    audited: std::sync::atomic::AtomicU64,
+}
+
+impl Offered {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            bundle: tokio::sync::watch::channel(None).0,
+            report: std::sync::Mutex::new(None),
+            audited: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Offers `bundle`: a following gateway fetches it at once.
+    pub fn offer(&self, bundle: Bundle) {
+        self.bundle.send_replace(Some(bundle));
+    }
+
+    /// The gateway's latest report (ACK or NACK).
+    pub fn last_report(&self) -> Option<GatewayReport> {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many audit records the gateway shipped.
+    pub fn audited(&self) -> u64 {
+        self.audited.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn version(&self) -> i64 {
+        self.bundle.borrow().as_ref().map_or(0, |b| b.version)
+    }
+}
+
+#[async_trait]
+impl BundleSource for Offered {
+    async fn wait(&self, after: i64) -> Result<i64, SyncError> {
+        let mut offered = self.bundle.subscribe();
+        let _ = offered
+            .wait_for(|b| b.as_ref().is_some_and(|b| b.version > after))
+            .await;
+        Ok(self.version().max(after))
+    }
+
+    async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError> {
+        Ok(self.bundle.borrow().clone().filter(|b| Some(b.hash.as_str()) != held))
+    }
+
+    async fn report(&self, _gateway: &str, report: &GatewayReport) -> Result<(), SyncError> {
+        *self.report.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+        Ok(())
+    }
+
+    async fn audit(&self, batch: &AuditBatch) -> Result<(), SyncError> {
+        self.audited
+            .fetch_add(batch.records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// Where a gateway keeps its last-known-good bundle.
 #[derive(Debug, Clone)]
 pub struct Store {

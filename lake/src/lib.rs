@@ -1,6 +1,7 @@
 //! Tessera's storage layer: the one place that touches object stores and Delta
-//! tables. The catalog reads only metadata through it (schema, version, commit
-//! time); the gateway and the publisher read and write data.
+//! tables, and nothing else. The catalog reads only metadata through it (schema,
+//! version, commit time); the gateway, the quality checks and the publisher read
+//! and write data.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
@@ -9,10 +10,6 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTableError;
 use url::Url;
-
-pub mod policy;
-pub mod quality;
-pub mod tpch;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -530,6 +530,9 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
     admin.ok(&["login", "--endpoint", url, "--key", &demo.key("admin")]);
     let status = admin.json(&["status"]);
     assert_eq!(status["gateways"][0]["state"], "SYNCED", "{status}");
+    // Generating completions builds every subcommand, which in this debug
+    // binary runs clap's consistency checks (unique names, valid defaults...):
+    // a clash fails here.
     let completions = admin.ok(&["completions", "bash"]);
     assert!(completions.contains("tessera"), "a bash completion script");
     demo.stop();

@@ -118,6 +118,27 @@ async fn call(method: reqwest::Method, url: String, key: &str, body: Option<Valu
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// Waits until at least `n` watches are parked in the catalog at `url` (its
+/// `tessera_catalog_watches` metric).
+async fn wait_for_watches(url: &str, key: &str, n: i64) {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, metrics) = call(reqwest::Method::GET, format!("{url}/metrics"), key, None).await;
+        let parked = metrics.as_str().unwrap_or_default().lines().find_map(|line| {
+            line.strip_prefix("tessera_catalog_watches ")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        });
+        if parked.is_some_and(|p| p >= n) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{n} watches never parked: {parked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn embedded_catalog_keeps_its_data_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -170,8 +191,9 @@ async fn embedded_catalog_keeps_its_data_across_restarts() {
         tokio::spawn(async move { call(reqwest::Method::GET, url, &key, None).await })
     };
     let started = std::time::Instant::now();
-    // Let the watch reach the server and park before the signal.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watch reaches the server and parks before the signal (beside the
+    // embedded gateway's own watch).
+    wait_for_watches(&first.url, &key, 2).await;
     first.terminate();
     let (status, answer) = watch.await.expect("joined");
     assert_eq!(status, 200, "{answer}");
@@ -676,7 +698,7 @@ async fn serve_answers_sql_over_registered_products() {
     let data = dir.path().join("data");
     let lake = dir.path().join("lake");
     let lake = lake.to_str().expect("utf-8");
-    let mesh = tessera_lake::tpch::write_mesh(lake, 0.01, &Default::default())
+    let mesh = tessera_testkit::tpch::write_mesh(lake, 0.01, &Default::default())
         .await
         .expect("mesh");
     let nation = mesh.iter().find(|g| g.product == "nation").expect("nation");
@@ -901,7 +923,7 @@ async fn a_standalone_gateway_follows_the_catalog() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let lake = dir.path().join("lake");
-    let mesh = tessera_lake::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
+    let mesh = tessera_testkit::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
         .await
         .expect("mesh");
     let region = mesh.iter().find(|g| g.product == "region").expect("region");
@@ -1031,7 +1053,7 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8").to_string();
     let lake = dir.path().join("lake");
-    let mesh = tessera_lake::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
+    let mesh = tessera_testkit::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
         .await
         .expect("mesh");
     let customer = mesh.iter().find(|g| g.product == "customer").expect("customer");

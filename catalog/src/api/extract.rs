@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::ApiError;
 use crate::authz::Caller;
-use crate::error::ApiError;
 
 /// A JSON body: `application/json` only, unknown fields refused, every failure a
 /// problem (400 syntax, 413 too large, 415 wrong media type, 422 wrong shape).
@@ -160,24 +160,5 @@ impl<T: Serialize> IntoResponse for Tagged<T> {
             headers.insert(header::LOCATION, location);
         }
         response
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_forms() {
-        let mut h = HeaderMap::new();
-        assert_eq!(parse_if_match(&h), None);
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"7\""));
-        assert_eq!(parse_if_match(&h), Some(7));
-        h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"8\""));
-        assert_eq!(parse_if_match(&h), Some(8));
-        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
-        assert_eq!(parse_if_match(&h), None);
-        h.insert(header::IF_MATCH, HeaderValue::from_static("garbage"));
-        assert_eq!(parse_if_match(&h), Some(-1));
     }
 }

@@ -12,14 +12,11 @@ use tessera_contracts::api::{
 use tessera_contracts::policy::{Grant, GrantSpec, Mask, MaskSpec, RowFilter, RowFilterSpec};
 use utoipa::IntoParams;
 
-use super::AppState;
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, IfMatch, Tagged};
-use super::handlers::PageParams;
+use super::{ApiResult, AppState, PageParams};
 use crate::authz::Caller;
-use crate::error::ApiError;
 use crate::service::{Paging, Typed};
-
-type ApiResult<T> = Result<T, ApiError>;
 
 /// Paging, and the domain whose policies to list (required of domain owners).
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,35 +1,43 @@
-//! The REST API: routes, middleware and the OpenAPI document.
+//! The REST API: routes, middleware and the OpenAPI document. Each resource's
+//! handlers are in their own module; each translates HTTP into one call of the
+//! service and back.
 
+mod changes;
+mod contracts;
+mod domains;
+pub mod error;
 mod extract;
 mod governance;
-mod handlers;
+mod principals;
+mod products;
+mod system;
+mod teams;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::error_handling::HandleErrorLayer;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{BoxError, Router};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::{ApiError, PROBLEM_JSON};
+use tessera_contracts::credentials::Credential;
+
+use self::error::{ApiError, PROBLEM_JSON};
 use crate::metrics::Metrics;
-use crate::service::Catalog;
+use crate::service::{Catalog, Paging};
 
 pub use extract::{ApiJson, IfMatch};
+
+type ApiResult<T> = Result<T, ApiError>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -38,6 +46,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Longest a watch may wait; below the request timeout.
     pub max_watch: Duration,
+}
+
+/// Paging of a listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    fn paging(&self) -> Paging {
+        Paging {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 /// Settings of the HTTP layer.
@@ -280,34 +308,48 @@ fn add_links(openapi: &mut OpenApiDoc) {
 }
 
 fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
-    use handlers::*;
-    let public = OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready));
+    // The order of the routes is the order of the OpenAPI document's paths.
+    let public = OpenApiRouter::new()
+        .routes(routes!(system::health))
+        .routes(routes!(system::ready));
     let private = OpenApiRouter::new()
-        .routes(routes!(metrics))
-        .routes(routes!(version))
-        .routes(routes!(watch))
-        .routes(routes!(changes))
-        .routes(routes!(bundle))
-        .routes(routes!(whoami))
-        .routes(routes!(list_principals, create_principal))
-        .routes(routes!(get_principal, update_principal, delete_principal))
-        .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(revoke_api_key))
-        .routes(routes!(list_teams, create_team))
-        .routes(routes!(get_team, update_team, delete_team))
-        .routes(routes!(add_team_member, remove_team_member))
-        .routes(routes!(list_domains, create_domain))
-        .routes(routes!(get_domain, update_domain, delete_domain))
-        .routes(routes!(list_products))
-        .routes(routes!(list_domain_products, create_product))
-        .routes(routes!(get_product, update_product, delete_product))
-        .routes(routes!(product_lineage))
-        .routes(routes!(lineage))
-        .routes(routes!(list_contracts, add_contract))
-        .routes(routes!(get_contract))
-        .routes(routes!(get_contract_document))
-        .routes(routes!(verify_contract))
-        .routes(routes!(list_quality_runs, add_quality_run))
+        .routes(routes!(system::metrics))
+        .routes(routes!(changes::version))
+        .routes(routes!(changes::watch))
+        .routes(routes!(changes::changes))
+        .routes(routes!(changes::bundle))
+        .routes(routes!(principals::whoami))
+        .routes(routes!(principals::list_principals, principals::create_principal))
+        .routes(routes!(
+            principals::get_principal,
+            principals::update_principal,
+            principals::delete_principal
+        ))
+        .routes(routes!(principals::list_api_keys, principals::create_api_key))
+        .routes(routes!(principals::revoke_api_key))
+        .routes(routes!(teams::list_teams, teams::create_team))
+        .routes(routes!(teams::get_team, teams::update_team, teams::delete_team))
+        .routes(routes!(teams::add_team_member, teams::remove_team_member))
+        .routes(routes!(domains::list_domains, domains::create_domain))
+        .routes(routes!(
+            domains::get_domain,
+            domains::update_domain,
+            domains::delete_domain
+        ))
+        .routes(routes!(products::list_products))
+        .routes(routes!(products::list_domain_products, products::create_product))
+        .routes(routes!(
+            products::get_product,
+            products::update_product,
+            products::delete_product
+        ))
+        .routes(routes!(products::product_lineage))
+        .routes(routes!(products::lineage))
+        .routes(routes!(contracts::list_contracts, contracts::add_contract))
+        .routes(routes!(contracts::get_contract))
+        .routes(routes!(contracts::get_contract_document))
+        .routes(routes!(contracts::verify_contract))
+        .routes(routes!(contracts::list_quality_runs, contracts::add_quality_run))
         .routes(routes!(governance::list_grants, governance::create_grant))
         .routes(routes!(
             governance::get_grant,
@@ -363,21 +405,19 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-        });
+        .and_then(Credential::from_authorization)
+        .filter(|c| matches!(c, Credential::Bearer(_)));
     let Some(presented) = presented else {
         return ApiError::Unauthorized("send an API key as `Authorization: Bearer tsk_...`".into()).into_response();
     };
-    match app.catalog.authenticate(&presented).await {
+    match app.catalog.authenticate(presented.secret()).await {
         Ok(Some(caller)) => {
             tracing::Span::current().record("principal", caller.name());
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
         Ok(None) => ApiError::Unauthorized("the API key is unknown, revoked or expired".into()).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -399,26 +439,14 @@ async fn fallback(web: Option<Router>, request: Request) -> Response {
     }
 }
 
-async fn timed_out(err: BoxError) -> ApiError {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request took too long".into())
-    } else {
-        ApiError::Internal(anyhow::anyhow!("{err}"))
-    }
-}
-
 /// Responses that axum produces itself (405) get a problem body too.
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(header::CONTENT_TYPE).is_none() {
         let allow = response.headers().get(header::ALLOW).cloned();
-        let mut problem = crate::error::problem_response(
+        let mut problem = error::problem_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            &tessera_contracts::api::Problem::new(
-                crate::error::problem_type("method-not-allowed"),
-                "Method not allowed",
-                405,
-            ),
+            &tessera_contracts::api::Problem::new(error::problem_type("method-not-allowed"), "Method not allowed", 405),
         );
         if let Some(allow) = allow {
             problem.headers_mut().insert(header::ALLOW, allow);
@@ -443,7 +471,6 @@ pub fn router(state: AppState, settings: HttpSettings, extension: Option<Extensi
     let private = private
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(track);
-    let request_id = HeaderName::from_static("x-request-id");
     let catalog = Router::new()
         .merge(public)
         .merge(private)
@@ -451,31 +478,8 @@ pub fn router(state: AppState, settings: HttpSettings, extension: Option<Extensi
         .fallback(move |request: Request| fallback(web.clone(), request))
         .with_state(state)
         .layer(middleware::from_fn(problem_for_bare_errors))
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request| {
-                            let id = request
-                                .headers()
-                                .get("x-request-id")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("");
-                            tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(),
-                                request_id = %id, principal = tracing::field::Empty)
-                        })
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-                )
-                .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(CatchPanicLayer::custom(|_| {
-                    ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-                }))
-                .layer(HandleErrorLayer::new(timed_out))
-                .timeout(settings.request_timeout),
-        );
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    let catalog = tessera_http::stack::standard(catalog, settings.request_timeout);
     match extension_router {
         Some(extension) => extension.merge(catalog),
         None => catalog,

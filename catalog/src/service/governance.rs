@@ -1,15 +1,13 @@
-//! Governance use cases: policies (grants, masks, row filters), access
-//! requests, gateways' reports, query audit, and the policy half of the bundle.
+//! Governance use cases: policies (grants, masks, row filters), their checks,
+//! and the policy half of the bundle. Access requests are in `access`, gateways'
+//! reports and query audit in `gateways`.
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_contracts::api::{
-    AccessApproval, AccessDenial, AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditBatch, FieldError,
-    GatewayReport, GatewayState, GatewayStatus, Page, Product, UsageRecord,
-};
+use tessera_contracts::api::{FieldError, Page, Product};
 use tessera_contracts::bundle::BundlePort;
 use tessera_contracts::names::validate_name;
 use tessera_contracts::odcs;
@@ -17,14 +15,11 @@ use tessera_contracts::policy::{
     ColumnSelector, GrantSpec, MaskFunction, MaskSpec, PolicyColumn, RowFilterSpec, Subject, Target,
 };
 
-use super::{Catalog, Paging, check_name, finish, page, stored_contract};
+use super::contracts::stored_contract;
+use super::validate::{check_name, field, finish, page};
+use super::{Catalog, Error, Paging, Result};
 use crate::authz::Caller;
-use crate::error::ApiError;
-use crate::store::{AccessDecision, AccessRequestQuery, NewPolicy, PolicyKind, StoredPolicy};
-
-/// A gateway silent for longer than this is STALE whatever it last reported
-/// (gateways report at least every watch cycle, 25 s).
-const REPORT_INTERVAL_GRACE: ChronoDuration = ChronoDuration::seconds(90);
+use crate::store::{NewPolicy, PolicyKind, StoredPolicy};
 
 /// The three policy specs, handled alike.
 pub trait PolicySpec: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -87,29 +82,15 @@ pub struct Typed<T> {
     pub stored: StoredPolicy,
 }
 
-fn typed<T: PolicySpec>(stored: StoredPolicy) -> Result<Typed<T>, ApiError> {
+fn typed<T: PolicySpec>(stored: StoredPolicy) -> Result<Typed<T>> {
     let spec = serde_json::from_value(stored.spec.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored {} {:?}: {e}", T::KIND.noun(), stored.name)))?;
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored {} {:?}: {e}", T::KIND.noun(), stored.name)))?;
     Ok(Typed { spec, stored })
-}
-
-fn check_note(note: Option<&str>) -> Result<(), ApiError> {
-    if note.is_some_and(|n| n.chars().count() > 4000) {
-        return Err(ApiError::Validation(vec![field("note", "at most 4000 characters")]));
-    }
-    Ok(())
-}
-
-fn field(path: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path: path.into(),
-        message: message.into(),
-    }
 }
 
 impl Catalog {
     /// Whether the caller may write policies lying in `domain` (None: mesh-wide).
-    async fn may_manage(&self, caller: &Caller, domain: Option<&str>) -> Result<bool, ApiError> {
+    pub(super) async fn may_manage(&self, caller: &Caller, domain: Option<&str>) -> Result<bool> {
         if caller.is_admin() {
             return Ok(true);
         }
@@ -120,11 +101,11 @@ impl Catalog {
         })
     }
 
-    async fn require_manage(&self, caller: &Caller, domain: Option<&str>) -> Result<(), ApiError> {
+    async fn require_manage(&self, caller: &Caller, domain: Option<&str>) -> Result<()> {
         if self.may_manage(caller, domain).await? {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(match domain {
+            Err(Error::Forbidden(match domain {
                 Some(d) => format!("only platform admins and the owners of domain {d:?} manage its policies"),
                 None => "only platform admins manage policies spanning the mesh".into(),
             }))
@@ -132,11 +113,7 @@ impl Catalog {
     }
 
     /// The latest contract of each major version of a product: major -> schema object.
-    async fn schemas_by_major(
-        &self,
-        domain: &str,
-        product: &str,
-    ) -> Result<BTreeMap<u32, odcs::SchemaObject>, ApiError> {
+    async fn schemas_by_major(&self, domain: &str, product: &str) -> Result<BTreeMap<u32, odcs::SchemaObject>> {
         let mut latest: BTreeMap<u32, (semver::Version, odcs::SchemaObject)> = BTreeMap::new();
         for stored in self.store.all_contracts(domain, product).await? {
             let Ok(version) = semver::Version::parse(&stored.version) else {
@@ -157,7 +134,7 @@ impl Catalog {
     }
 
     /// The ports of a product for the bundle, each with its contract's columns.
-    pub(super) async fn bundle_ports(&self, product: &Product) -> Result<Vec<BundlePort>, ApiError> {
+    pub(super) async fn bundle_ports(&self, product: &Product) -> Result<Vec<BundlePort>> {
         let schemas = self.schemas_by_major(&product.domain, &product.name).await?;
         Ok(product
             .output_ports
@@ -185,9 +162,7 @@ impl Catalog {
     }
 
     /// Every policy, typed, for the bundle.
-    pub(super) async fn bundle_policies(
-        &self,
-    ) -> Result<(Vec<GrantSpec>, Vec<MaskSpec>, Vec<RowFilterSpec>), ApiError> {
+    pub(super) async fn bundle_policies(&self) -> Result<(Vec<GrantSpec>, Vec<MaskSpec>, Vec<RowFilterSpec>)> {
         let (mut grants, mut masks, mut filters) = (Vec::new(), Vec::new(), Vec::new());
         for stored in self.store.all_policies().await? {
             match stored.kind {
@@ -204,7 +179,7 @@ impl Catalog {
         &self,
         principal: &tessera_contracts::api::Principal,
         teams: &[String],
-    ) -> Result<Vec<Target>, ApiError> {
+    ) -> Result<Vec<Target>> {
         let asker = tessera_contracts::policy::Asker {
             name: &principal.name,
             admin: principal.admin,
@@ -223,7 +198,7 @@ impl Catalog {
 
     // ------------------------------------------------------------ validation
 
-    async fn check_target(&self, errors: &mut Vec<FieldError>, target: &Target) -> Result<(), ApiError> {
+    async fn check_target(&self, errors: &mut Vec<FieldError>, target: &Target) -> Result<()> {
         match target {
             Target::Product { domain, product } => {
                 if self.store.get_product(domain, product).await?.is_none() {
@@ -253,7 +228,7 @@ impl Catalog {
         }
     }
 
-    async fn check_grant(&self, grant: &GrantSpec) -> Result<(), ApiError> {
+    async fn check_grant(&self, grant: &GrantSpec) -> Result<()> {
         let mut errors = Vec::new();
         if let Err(e) = check_name("name", &grant.name) {
             errors.push(e);
@@ -278,7 +253,7 @@ impl Catalog {
         finish(errors)
     }
 
-    async fn check_mask(&self, mask: &MaskSpec) -> Result<(), ApiError> {
+    async fn check_mask(&self, mask: &MaskSpec) -> Result<()> {
         let mut errors = Vec::new();
         if let Err(e) = check_name("name", &mask.name) {
             errors.push(e);
@@ -317,7 +292,7 @@ impl Catalog {
         finish(errors)
     }
 
-    async fn check_row_filter(&self, filter: &RowFilterSpec) -> Result<(), ApiError> {
+    async fn check_row_filter(&self, filter: &RowFilterSpec) -> Result<()> {
         let mut errors = Vec::new();
         if let Err(e) = check_name("name", &filter.name) {
             errors.push(e);
@@ -345,11 +320,11 @@ impl Catalog {
         }
         for (major, object) in &schemas {
             let schema = odcs::arrow::object_schema(object).map_err(|e| {
-                ApiError::Conflict(format!(
+                Error::Conflict(format!(
                     "the contract of major version {major} has no usable schema: {e}"
                 ))
             })?;
-            if let Err(e) = tessera_lake::policy::check(&filter.expression, &schema) {
+            if let Err(e) = tessera_policy::check(&filter.expression, &schema) {
                 errors.push(field(
                     "expression",
                     format!("against major version {major}'s contract: {e}"),
@@ -360,7 +335,7 @@ impl Catalog {
         finish(errors)
     }
 
-    async fn check_policy<T: PolicySpec>(&self, spec: &T) -> Result<(), ApiError> {
+    async fn check_policy<T: PolicySpec>(&self, spec: &T) -> Result<()> {
         match spec.as_ref() {
             PolicyRef::Grant(g) => self.check_grant(g).await,
             PolicyRef::Mask(m) => self.check_mask(m).await,
@@ -368,18 +343,18 @@ impl Catalog {
         }
     }
 
-    fn new_policy<T: PolicySpec>(spec: &T) -> Result<NewPolicy, ApiError> {
+    pub(super) fn new_policy<T: PolicySpec>(spec: &T) -> Result<NewPolicy> {
         Ok(NewPolicy {
             kind: T::KIND,
             name: spec.name().to_string(),
             domain: spec.domain().map(str::to_string),
-            spec: serde_json::to_value(spec).map_err(|e| ApiError::Internal(e.into()))?,
+            spec: serde_json::to_value(spec).map_err(|e| Error::Internal(e.into()))?,
         })
     }
 
     // ------------------------------------------------------------ policies
 
-    pub async fn create_policy<T: PolicySpec>(&self, caller: &Caller, spec: T) -> Result<Typed<T>, ApiError> {
+    pub async fn create_policy<T: PolicySpec>(&self, caller: &Caller, spec: T) -> Result<Typed<T>> {
         self.require_manage(caller, spec.domain()).await?;
         self.check_policy(&spec).await?;
         let stored = self
@@ -395,12 +370,9 @@ impl Catalog {
         name: &str,
         spec: T,
         if_match: Option<i64>,
-    ) -> Result<Typed<T>, ApiError> {
+    ) -> Result<Typed<T>> {
         if spec.name() != name {
-            return Err(ApiError::Validation(vec![field(
-                "name",
-                "must be the name in the path",
-            )]));
+            return Err(Error::Invalid(vec![field("name", "must be the name in the path")]));
         }
         let current = self.get_policy::<T>(caller, name).await?;
         self.require_manage(caller, current.spec.domain()).await?;
@@ -413,8 +385,8 @@ impl Catalog {
         typed(stored)
     }
 
-    pub async fn get_policy<T: PolicySpec>(&self, caller: &Caller, name: &str) -> Result<Typed<T>, ApiError> {
-        let not_found = || ApiError::NotFound(format!("{} {name:?} not found", T::KIND.noun()));
+    pub async fn get_policy<T: PolicySpec>(&self, caller: &Caller, name: &str) -> Result<Typed<T>> {
+        let not_found = || Error::NotFound(format!("{} {name:?} not found", T::KIND.noun()));
         let stored = self.store.get_policy(T::KIND, name).await?.ok_or_else(not_found)?;
         if !self.may_manage(caller, stored.domain.as_deref()).await? {
             return Err(not_found());
@@ -428,10 +400,10 @@ impl Catalog {
         caller: &Caller,
         domain: Option<&str>,
         paging: &Paging,
-    ) -> Result<Page<Typed<T>>, ApiError> {
+    ) -> Result<Page<Typed<T>>> {
         if !caller.is_admin() {
             let Some(d) = domain else {
-                return Err(ApiError::Forbidden(
+                return Err(Error::Forbidden(
                     "only platform admins list every policy; domain owners pass ?domain=".into(),
                 ));
             };
@@ -443,200 +415,9 @@ impl Catalog {
         Ok(page(typed_rows, &request, |t| t.stored.name.clone()))
     }
 
-    pub async fn delete_policy<T: PolicySpec>(
-        &self,
-        caller: &Caller,
-        name: &str,
-        if_match: Option<i64>,
-    ) -> Result<(), ApiError> {
+    pub async fn delete_policy<T: PolicySpec>(&self, caller: &Caller, name: &str, if_match: Option<i64>) -> Result<()> {
         let current = self.get_policy::<T>(caller, name).await?;
         self.require_manage(caller, current.spec.domain()).await?;
         Ok(self.store.delete_policy(caller.name(), T::KIND, name, if_match).await?)
-    }
-
-    // ------------------------------------------------------------ access requests
-
-    pub async fn request_access(
-        &self,
-        caller: &Caller,
-        domain: &str,
-        product: &str,
-        body: AccessRequestCreate,
-    ) -> Result<AccessRequest, ApiError> {
-        self.visible_product(caller, domain, product).await?;
-        let mut errors = Vec::new();
-        if let Err(e) = validate_name(&body.purpose) {
-            errors.push(field("purpose", e.to_string()));
-        }
-        let len = body.justification.trim().chars().count();
-        if len == 0 || len > 4000 {
-            errors.push(field("justification", "must have 1 to 4000 characters"));
-        }
-        finish(errors)?;
-        Ok(self
-            .store
-            .create_access_request(caller.name(), domain, product, &body)
-            .await?)
-    }
-
-    pub async fn list_access_requests(
-        &self,
-        caller: &Caller,
-        status: Option<AccessRequestStatus>,
-        product: Option<(String, String)>,
-        paging: &Paging,
-    ) -> Result<Page<AccessRequest>, ApiError> {
-        let request = paging.request()?;
-        let query = AccessRequestQuery {
-            visible_to: (!caller.is_admin()).then(|| caller.name().to_string()),
-            status,
-            product,
-            page: request.clone(),
-        };
-        let rows = self.store.list_access_requests(&query).await?;
-        Ok(page(rows, &request, |r| r.id.to_string()))
-    }
-
-    /// A request, for its requester, the product's owners and admins (404 to others).
-    pub async fn get_access_request(&self, caller: &Caller, id: i64) -> Result<(AccessRequest, bool), ApiError> {
-        let not_found = || ApiError::NotFound(format!("access request {id} not found"));
-        let request = self.store.get_access_request(id).await?.ok_or_else(not_found)?;
-        let owner = match self.store.get_domain(&request.domain).await? {
-            Some(d) => match self.store.get_product(&request.domain, &request.product).await? {
-                Some(p) => self.authz.owns_product(caller, &d, &p),
-                None => false,
-            },
-            None => false,
-        };
-        if !owner && request.requester != caller.name() {
-            return Err(not_found());
-        }
-        Ok((request, owner))
-    }
-
-    async fn decide(&self, caller: &Caller, id: i64, decision: AccessDecision) -> Result<AccessRequest, ApiError> {
-        let (_, owner) = self.get_access_request(caller, id).await?;
-        if !owner {
-            return Err(ApiError::Forbidden(
-                "only the product's owners decide on access to it".into(),
-            ));
-        }
-        Ok(self.store.decide_access_request(caller.name(), id, &decision).await?)
-    }
-
-    pub async fn approve_access(
-        &self,
-        caller: &Caller,
-        id: i64,
-        body: AccessApproval,
-    ) -> Result<AccessRequest, ApiError> {
-        check_note(body.note.as_deref())?;
-        if body.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(ApiError::Validation(vec![field("expires_at", "must be in the future")]));
-        }
-        let (request, _) = self.get_access_request(caller, id).await?;
-        let grant = GrantSpec {
-            name: format!("access_request_{id}"),
-            subject: Subject::Principal {
-                name: request.requester.clone(),
-            },
-            target: Target::Product {
-                domain: request.domain.clone(),
-                product: request.product.clone(),
-            },
-            purposes: vec![request.purpose.clone()],
-            expires_at: body.expires_at,
-        };
-        let decision = AccessDecision {
-            grant: Some(Self::new_policy(&grant)?),
-            note: body.note,
-            expires_at: body.expires_at,
-        };
-        self.decide(caller, id, decision).await
-    }
-
-    pub async fn deny_access(&self, caller: &Caller, id: i64, body: AccessDenial) -> Result<AccessRequest, ApiError> {
-        check_note(body.note.as_deref())?;
-        let decision = AccessDecision {
-            grant: None,
-            note: body.note,
-            expires_at: None,
-        };
-        self.decide(caller, id, decision).await
-    }
-
-    // ------------------------------------------------------------ gateways and audit
-
-    pub async fn report_gateway(&self, caller: &Caller, name: &str, report: GatewayReport) -> Result<(), ApiError> {
-        self.authz.require_admin(caller)?;
-        check_name("name", name).map_err(|e| ApiError::Validation(vec![e]))?;
-        if report.error.as_ref().is_some_and(|e| e.chars().count() > 4000) {
-            return Err(ApiError::Validation(vec![field("error", "at most 4000 characters")]));
-        }
-        Ok(self.store.report_gateway(name, &report).await?)
-    }
-
-    pub async fn list_gateways(&self, caller: &Caller) -> Result<Vec<GatewayStatus>, ApiError> {
-        self.authz.require_admin(caller)?;
-        let current = self.build_bundle().await?;
-        let now = Utc::now();
-        Ok(self
-            .store
-            .list_gateways()
-            .await?
-            .into_iter()
-            .map(|row| {
-                let state = if row.report.rejected_version.is_some() {
-                    GatewayState::Nacked
-                } else if row.report.hash == current.hash && now - row.reported_at <= REPORT_INTERVAL_GRACE {
-                    GatewayState::Synced
-                } else {
-                    GatewayState::Stale
-                };
-                GatewayStatus {
-                    name: row.name,
-                    state,
-                    version: row.report.version,
-                    hash: row.report.hash,
-                    rejected_version: row.report.rejected_version,
-                    error: row.report.error,
-                    reported_at: row.reported_at,
-                }
-            })
-            .collect())
-    }
-
-    pub async fn add_audit(&self, caller: &Caller, batch: AuditBatch) -> Result<u64, ApiError> {
-        self.authz.require_admin(caller)?;
-        check_name("gateway", &batch.gateway).map_err(|e| ApiError::Validation(vec![e]))?;
-        if batch.records.len() > 10_000 {
-            return Err(ApiError::Validation(vec![field(
-                "records",
-                "at most 10000 records per batch",
-            )]));
-        }
-        let errors: Vec<FieldError> = batch
-            .records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.sql.len() > 262_144)
-            .map(|(i, _)| field(&format!("records[{i}].sql"), "at most 262144 bytes"))
-            .collect();
-        finish(errors)?;
-        Ok(self.store.add_audit(&batch.gateway, &batch.records).await?)
-    }
-
-    /// A product's usage, for its owners and admins.
-    pub async fn usage(
-        &self,
-        caller: &Caller,
-        domain: &str,
-        product: &str,
-        paging: &Paging,
-    ) -> Result<Page<UsageRecord>, ApiError> {
-        self.owned_product(caller, domain, product).await?;
-        let request = paging.request()?;
-        let rows = self.store.list_usage(domain, product, &request).await?;
-        Ok(page(rows, &request, |r| r.id.to_string()))
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use tessera_catalog::Application;
 use tessera_catalog::config::{Config, Secret};
+use tessera_catalog::service::Catalog;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -32,6 +33,8 @@ pub struct TestApp {
     config: Config,
     pg_database: Option<String>,
     dir: tempfile::TempDir,
+    /// The running catalog's service, to observe what HTTP does not show.
+    catalog: Option<Catalog>,
     server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
 }
 
@@ -123,6 +126,7 @@ impl TestApp {
             config,
             pg_database,
             dir,
+            catalog: None,
             server: None,
         };
         app.start().await;
@@ -133,6 +137,7 @@ impl TestApp {
         let built = Application::build(self.config.clone()).await.expect("catalog builds");
         let addr = built.local_addr().expect("bound");
         self.base = format!("http://{addr}");
+        self.catalog = Some(built.catalog().clone());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(built.run_until(async {
             let _ = rx.await;
@@ -146,6 +151,20 @@ impl TestApp {
         self.start().await;
     }
 
+    /// Waits until `n` watches are parked in the catalog (a signal, not a
+    /// guess at how long parking takes), failing after ten seconds.
+    pub async fn watches_parked(&self, n: usize) {
+        let catalog = self.catalog.as_ref().expect("the catalog runs");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while catalog.parked_watches() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{n} watch(es) did not park within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
     }
@@ -155,6 +174,8 @@ impl TestApp {
     }
 
     async fn stop_server(&mut self) {
+        // Its store's connections close with the server's.
+        self.catalog = None;
         if let Some((tx, handle)) = self.server.take() {
             let _ = tx.send(());
             handle.await.expect("server task").expect("server stopped cleanly");

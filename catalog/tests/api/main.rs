@@ -1,10 +1,12 @@
 //! The catalog's API tests: one binary, to save link time.
 //!
 //! `stories` is the conformance suite: every story runs against SQLite and against
-//! PostgreSQL (a fresh database on 127.0.0.1:5432 per test).
+//! PostgreSQL (a fresh database on 127.0.0.1:5432 per test). `units` holds the
+//! unit tests (the library has no test binary of its own).
 
 mod helpers;
 mod stories;
+mod units;
 
 use helpers::{Backend, TestApp};
 

@@ -1052,8 +1052,8 @@ pub async fn change_log_and_watch(app: &mut TestApp) {
                 .await
         })
     };
-    // Give the watch a moment to be parked, then change something.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Once the watch is parked, change something.
+    app.watches_parked(1).await;
     app.team("t2", &[]).await;
     let woke = watcher.await.expect("joined").expect("json");
     assert_eq!(woke["version"], v + 1);

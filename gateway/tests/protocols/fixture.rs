@@ -13,9 +13,9 @@ use tessera_contracts::api::{Attributes, Visibility};
 use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePort, BundlePrincipal, BundleProduct};
 use tessera_contracts::lifecycle::ProductStatus;
 use tessera_contracts::policy::{GrantSpec, Subject, Target};
-use tessera_gateway::{Engine, GatewayConfig, Limits};
+use tessera_gateway::sync::Offered;
+use tessera_gateway::{Engine, Gateway, GatewayConfig, Limits};
 use tessera_lake::StorageLocation;
-use tokio::net::TcpListener;
 
 pub const SCALE: f64 = 0.01;
 pub const ADMIN_KEY: &str = "tsk_aaaaaaaaaaaa_1111111111111111111111111111111111111111111111111111111111111111";
@@ -23,6 +23,8 @@ pub const ANALYST_KEY: &str = "tsk_bbbbbbbbbbbb_22222222222222222222222222222222
 
 pub struct Fixture {
     pub engine: Engine,
+    /// Stands in for the catalog: the gateway follows the bundles offered here.
+    pub source: Arc<Offered>,
     /// Holds the lake for the fixture's lifetime.
     _dir: tempfile::TempDir,
     /// The lake's storage options (for reading it directly).
@@ -135,40 +137,41 @@ impl Fixture {
     /// The demo mesh at `scale` in `lake`, served by a gateway configured as
     /// `config` (its storage taken from the lake).
     pub async fn start_configured(config: GatewayConfig, dir: tempfile::TempDir, lake: Lake, scale: f64) -> Self {
-        let generated = tessera_lake::tpch::write_mesh(&lake.root, scale, &lake.options())
+        let generated = tessera_testkit::tpch::write_mesh(&lake.root, scale, &lake.options())
             .await
             .expect("demo mesh");
-        let products = generated
+        let products: Vec<BundleProduct> = generated
             .iter()
             .map(|g| product(g.domain, g.product, &g.location, Visibility::Discoverable))
             .collect();
         let options = lake.options();
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let config = GatewayConfig {
             storage: lake.storage,
+            http_listen: loopback,
+            pg_listen: loopback,
+            flight_listen: loopback,
+            data_dir: dir.path().join("gateway"),
             ..config
         };
-        let engine = Engine::new(&config).expect("engine");
-        let fixture_products: Vec<BundleProduct> = products;
+        let source = Offered::new();
+        // Production's start-up: every listener bound up front, the first bundle
+        // installed before anything is served.
+        let gateway = Gateway::build(config, source.clone()).await.expect("gateway builds");
+        let endpoints = gateway.endpoints();
         let mut fixture = Self {
-            engine,
+            engine: gateway.engine().clone(),
+            source,
             _dir: dir,
             options,
-            products: fixture_products.clone(),
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pg: SocketAddr::from(([127, 0, 0, 1], 0)),
-            flight: SocketAddr::from(([127, 0, 0, 1], 0)),
+            products: products.clone(),
+            http: endpoints.http.expect("an HTTP listener"),
+            pg: endpoints.pg,
+            flight: endpoints.flight,
         };
-        fixture.install(fixture_products, 1);
-        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let pg = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let flight = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        fixture.http = http.local_addr().expect("addr");
-        fixture.pg = pg.local_addr().expect("addr");
-        fixture.flight = flight.local_addr().expect("addr");
-        let router = tessera_gateway::http::router(fixture.engine.clone());
-        tokio::spawn(async move { axum::serve(http, router).await });
-        tokio::spawn(tessera_gateway::pg::serve(fixture.engine.clone(), pg));
-        tokio::spawn(tessera_gateway::flight::serve(fixture.engine.clone(), flight));
+        fixture.offer(products, 1);
+        tokio::spawn(gateway.run_until(std::future::pending()));
+        fixture.installed(1).await;
         fixture
     }
 
@@ -186,7 +189,7 @@ impl Fixture {
     /// Appends the region rows once more to the region table: a new Delta
     /// version, returned.
     pub async fn append_regions(&self) -> u64 {
-        let batches = tessera_lake::tpch::batches("region", SCALE).expect("rows");
+        let batches = tessera_testkit::tpch::batches("region", SCALE).expect("rows");
         tessera_lake::write(
             &self.location("region"),
             &self.options,
@@ -200,7 +203,13 @@ impl Fixture {
 
     /// Installs a bundle with the admin, the analyst and `products`; the
     /// analyst holds a grant on each discoverable one.
-    pub fn install(&mut self, products: Vec<BundleProduct>, version: i64) {
+    pub async fn install(&mut self, products: Vec<BundleProduct>, version: i64) {
+        self.offer(products, version);
+        self.installed(version).await;
+    }
+
+    /// Offers the bundle [`Fixture::install`] installs.
+    fn offer(&mut self, products: Vec<BundleProduct>, version: i64) {
         let grants = products
             .iter()
             .filter(|p| p.visibility == Visibility::Discoverable)
@@ -224,14 +233,35 @@ impl Fixture {
             grants,
             ..BundleContent::default()
         };
-        self.install_content(content, version);
+        self.offer_content(content, version);
     }
 
-    pub fn install_content(&self, mut content: BundleContent, version: i64) {
+    /// Offers a bundle of `content` to the gateway and waits until it serves it.
+    pub async fn install_content(&self, content: BundleContent, version: i64) {
+        self.offer_content(content, version);
+        self.installed(version).await;
+    }
+
+    fn offer_content(&self, mut content: BundleContent, version: i64) {
         content.canonicalize();
-        self.engine
-            .install(Bundle::new(version, content, Utc::now()))
-            .expect("bundle installs");
+        self.source.offer(Bundle::new(version, content, Utc::now()));
+    }
+
+    /// Waits until the gateway serves bundle `version` (it follows the source).
+    pub async fn installed(&self, version: i64) {
+        let mut installed = self.engine.subscribe();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            installed.wait_for(|v| *v >= version),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the gateway did not install bundle {version}: {:?}",
+                self.source.last_report()
+            )
+        })
+        .expect("the engine is running");
     }
 
     pub async fn pg(&self, key: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {

@@ -202,7 +202,7 @@ pub async fn governed_fixture() -> Fixture {
     // The tables do not change: snapshots are reused (as in serving) for speed.
     let fixture = Fixture::start_scaled(Limits::default(), dir, lake, GOVERNED_SCALE, 60_000).await;
     let content = governed_content(&fixture).await;
-    fixture.install_content(content, 2);
+    fixture.install_content(content, 2).await;
     fixture
 }
 
@@ -668,39 +668,6 @@ async fn a_bundle_that_does_not_compile_is_refused_and_the_previous_one_stays() 
     );
 }
 
-/// A stand-in for the catalog that can offer any bundle, including one the
-/// real catalog never produces (it checks row filters when they are written),
-/// and records what the gateway reports.
-struct Offer {
-    bundle: std::sync::Mutex<tessera_contracts::bundle::Bundle>,
-    reports: std::sync::Mutex<Vec<tessera_contracts::api::GatewayReport>>,
-}
-
-#[async_trait::async_trait]
-impl tessera_gateway::sync::BundleSource for Offer {
-    async fn wait(&self, after: i64) -> Result<i64, tessera_gateway::sync::SyncError> {
-        Ok(after)
-    }
-    async fn fetch(
-        &self,
-        held: Option<&str>,
-    ) -> Result<Option<tessera_contracts::bundle::Bundle>, tessera_gateway::sync::SyncError> {
-        let bundle = self.bundle.lock().expect("lock").clone();
-        Ok((Some(bundle.hash.as_str()) != held).then_some(bundle))
-    }
-    async fn report(
-        &self,
-        _gateway: &str,
-        report: &tessera_contracts::api::GatewayReport,
-    ) -> Result<(), tessera_gateway::sync::SyncError> {
-        self.reports.lock().expect("lock").push(report.clone());
-        Ok(())
-    }
-    async fn audit(&self, _: &tessera_contracts::api::AuditBatch) -> Result<(), tessera_gateway::sync::SyncError> {
-        Ok(())
-    }
-}
-
 /// A bundle that does not compile is NACKed with its error and the previous
 /// one stays; a good one is ACKed and saved, and a new engine restores it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,10 +679,10 @@ async fn bundles_are_acked_or_nacked_and_the_good_ones_kept_on_disk() {
     let mut broken = governed_content(&fixture).await;
     broken.row_filters[0].expression = "c_region IN (attribute('regions'))".into();
     broken.canonicalize();
-    let offer = Arc::new(Offer {
-        bundle: std::sync::Mutex::new(Bundle::new(3, broken, chrono::Utc::now())),
-        reports: std::sync::Mutex::new(Vec::new()),
-    });
+    // A stand-in for the catalog that can offer any bundle, including one the
+    // real catalog never produces (it checks row filters when they are written).
+    let offer = tessera_gateway::sync::Offered::new();
+    offer.offer(Bundle::new(3, broken, chrono::Utc::now()));
     let saved = tempfile::tempdir().expect("tempdir");
     let link = Link {
         engine: fixture.engine.clone(),
@@ -729,7 +696,7 @@ async fn bundles_are_acked_or_nacked_and_the_good_ones_kept_on_disk() {
         "{refused:?}"
     );
     assert_eq!(fixture.engine.bundle_version(), 2, "the previous bundle stays");
-    let nack = offer.reports.lock().expect("lock").last().cloned().expect("reported");
+    let nack = offer.last_report().expect("reported");
     assert_eq!((nack.version, nack.rejected_version), (2, Some(3)));
     assert!(
         nack.error.as_deref().is_some_and(|e| e.contains("c_region")),
@@ -739,9 +706,9 @@ async fn bundles_are_acked_or_nacked_and_the_good_ones_kept_on_disk() {
     let mut good = governed_content(&fixture).await;
     good.masks.retain(|m| m.name != "clerk");
     good.canonicalize();
-    *offer.bundle.lock().expect("lock") = Bundle::new(4, good, chrono::Utc::now());
+    offer.offer(Bundle::new(4, good, chrono::Utc::now()));
     assert_eq!(link.refresh().await.expect("answered"), Refresh::Installed(4));
-    let ack = offer.reports.lock().expect("lock").last().cloned().expect("reported");
+    let ack = offer.last_report().expect("reported");
     assert_eq!((ack.version, ack.rejected_version), (4, None));
     assert_eq!(link.refresh().await.expect("answered"), Refresh::Unchanged);
 

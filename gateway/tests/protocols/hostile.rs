@@ -231,7 +231,7 @@ async fn products_appear_and_disappear_with_the_bundle() {
     let location = fixture.products[0].output_ports[0].location.clone();
     let mut products = fixture.products.clone();
     products.push(product("marketing", "leads", &location, Visibility::Discoverable));
-    fixture.install(products.clone(), 2);
+    fixture.install(products.clone(), 2).await;
     let batches = fixture
         .http_query(ANALYST_KEY, "SELECT count(*) FROM marketing.leads")
         .await
@@ -245,7 +245,7 @@ async fn products_appear_and_disappear_with_the_bundle() {
 
     // Restricted: the analyst's session has no such table ("not found", never "forbidden").
     products.last_mut().expect("leads").visibility = Visibility::Restricted;
-    fixture.install(products.clone(), 3);
+    fixture.install(products.clone(), 3).await;
     let (status, problem) = fixture
         .http_query(ANALYST_KEY, "SELECT count(*) FROM marketing.leads")
         .await
@@ -273,7 +273,7 @@ async fn products_appear_and_disappear_with_the_bundle() {
 
     // Retired: gone for everyone.
     products.last_mut().expect("leads").status = tessera_contracts::lifecycle::ProductStatus::Retired;
-    fixture.install(products, 4);
+    fixture.install(products, 4).await;
     let (status, _) = fixture
         .http_query(ADMIN_KEY, "SELECT count(*) FROM marketing.leads")
         .await
@@ -349,7 +349,14 @@ async fn a_saturated_gateway_queues_briefly_then_answers_busy() {
         let session = session.clone();
         tokio::spawn(async move { session.sql(NORMAL).await.map(|_| ()) })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let queued = std::time::Instant::now();
+    while fixture.engine.admission().1 == 0 {
+        assert!(
+            queued.elapsed() < std::time::Duration::from_secs(10),
+            "the query never queued"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     drop(held);
     waiting.await.expect("joins").expect("ran once the slot was free");
     still_serves(&fixture).await;

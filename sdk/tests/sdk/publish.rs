@@ -12,7 +12,9 @@ use datafusion::prelude::SessionContext;
 use tessera_contracts::document::DocumentFormat;
 use tessera_contracts::odcs;
 use tessera_lake::WriteMode;
-use tessera_sdk::publish::{PublishError, Publisher, Target, ViolationKind, read_csv, read_file, read_file_as};
+use tessera_sdk::publish::{
+    PublishError, Publisher, Target, ViolationKind, convertible, read_csv, read_file, read_file_as,
+};
 
 /// `id` (required, unique), `status` (required, open/done), `note` (optional;
 /// a warning-level rule: at most one long note).
@@ -100,7 +102,7 @@ async fn table_ids(location: &str) -> Vec<i64> {
         .expect("readable")
         .expect("a table");
     let ctx = SessionContext::new();
-    tessera_lake::quality::register(&ctx, "t", location, &table)
+    tessera_quality::register(&ctx, "t", location, &table)
         .await
         .expect("registered");
     let batches = ctx
@@ -593,4 +595,16 @@ async fn publishes_through_the_catalog() {
     assert_eq!(version(&location).await, Some(0));
 
     catalog.stop().await;
+}
+
+#[test]
+fn harmless_conversions_only() {
+    assert!(convertible(&DataType::Int32, &DataType::Int64));
+    assert!(convertible(&DataType::Int64, &DataType::Int16));
+    assert!(convertible(&DataType::Int64, &DataType::Float64));
+    assert!(convertible(&DataType::Null, &DataType::Utf8));
+    assert!(convertible(&DataType::Float32, &DataType::Float64));
+    assert!(!convertible(&DataType::Float64, &DataType::Int64));
+    assert!(!convertible(&DataType::Utf8, &DataType::Int64));
+    assert!(!convertible(&DataType::Int64, &DataType::Utf8));
 }

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{FromRow, QueryBuilder};
+use sqlx::{FromRow, Postgres, QueryBuilder, Sqlite};
 use tessera_contracts::api::{
     AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditRecord, GatewayReport, UsageRecord,
 };
 
-use super::{check_revision, constraint, corrupt};
+use super::{Entry, PgStore, SqliteStore, Tx, check_revision, constraint, corrupt};
 use crate::store::{
     AccessDecision, AccessRequestQuery, GatewayRow, GovernanceStore, NewPolicy, PageRequest, PolicyKind, Result,
     StoreError, StoredPolicy,
@@ -111,7 +111,7 @@ macro_rules! governance_store {
     ($store:ty, $db:ty) => {
         impl $store {
             async fn policy_in(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                tx: &mut Tx<$db>,
                 kind: PolicyKind,
                 name: &str,
             ) -> Result<Option<StoredPolicy>> {
@@ -125,7 +125,7 @@ macro_rules! governance_store {
             }
 
             async fn insert_policy(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                tx: &mut Tx<$db>,
                 actor: &str,
                 new: &NewPolicy,
             ) -> Result<StoredPolicy> {
@@ -143,12 +143,17 @@ macro_rules! governance_store {
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| constraint(e, &format!("{} {:?}", new.kind.noun(), new.name)))?;
-                Self::policy_in(tx, new.kind, &new.name)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("{} {:?}", new.kind.noun(), new.name)))
+                Self::policy(tx, new.kind, &new.name).await
             }
 
-            async fn access_in(tx: &mut sqlx::Transaction<'static, $db>, id: i64) -> Result<Option<AccessRequest>> {
+            /// The policy, which must exist.
+            async fn policy(tx: &mut Tx<$db>, kind: PolicyKind, name: &str) -> Result<StoredPolicy> {
+                Self::policy_in(tx, kind, name)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("{} {name:?}", kind.noun())))
+            }
+
+            async fn access_in(tx: &mut Tx<$db>, id: i64) -> Result<Option<AccessRequest>> {
                 sqlx::query_as::<_, AccessRow>("SELECT * FROM access_requests WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut **tx)
@@ -156,17 +161,25 @@ macro_rules! governance_store {
                     .map(AccessRow::into_api)
                     .transpose()
             }
+
+            /// The access request, which must exist.
+            async fn access(tx: &mut Tx<$db>, id: i64) -> Result<AccessRequest> {
+                Self::access_in(tx, id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("access request {id}")))
+            }
         }
 
         #[async_trait]
         impl GovernanceStore for $store {
             async fn create_policy(&self, actor: &str, new: &NewPolicy) -> Result<StoredPolicy> {
-                let (_guard, mut tx, seq) = self.begin().await?;
-                let stored = Self::insert_policy(&mut tx, actor, new).await?;
-                let path = policy_path(new.kind, &new.name);
-                self.commit(tx, seq, actor, "create", new.kind.as_str(), &path, None, Some(summary(&stored)))
-                    .await?;
-                Ok(stored)
+                self.write(actor, move |mut tx| async move {
+                    let stored = Self::insert_policy(&mut tx, actor, new).await?;
+                    let entry = Entry::new("create", new.kind.as_str(), policy_path(new.kind, &new.name))
+                        .after(&summary(&stored));
+                    Ok((tx, entry.of(stored)))
+                })
+                .await
             }
 
             async fn replace_policy(
@@ -175,29 +188,27 @@ macro_rules! governance_store {
                 new: &NewPolicy,
                 if_match: Option<i64>,
             ) -> Result<StoredPolicy> {
-                let (_guard, mut tx, seq) = self.begin().await?;
-                let before = Self::policy_in(&mut tx, new.kind, &new.name)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("{} {:?}", new.kind.noun(), new.name)))?;
-                check_revision(if_match, before.revision)?;
-                sqlx::query(
-                    "UPDATE policies SET domain = $3, spec = $4, updated_at = $5, revision = revision + 1 \
-                     WHERE kind = $1 AND name = $2",
-                )
-                .bind(new.kind.as_str())
-                .bind(&new.name)
-                .bind(&new.domain)
-                .bind(Json(&new.spec))
-                .bind(Utc::now())
-                .execute(&mut *tx)
-                .await?;
-                let after = Self::policy_in(&mut tx, new.kind, &new.name)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("{} {:?}", new.kind.noun(), new.name)))?;
-                let path = policy_path(new.kind, &new.name);
-                self.commit(tx, seq, actor, "update", new.kind.as_str(), &path, Some(summary(&before)), Some(summary(&after)))
+                self.write(actor, move |mut tx| async move {
+                    let before = Self::policy(&mut tx, new.kind, &new.name).await?;
+                    check_revision(if_match, before.revision)?;
+                    sqlx::query(
+                        "UPDATE policies SET domain = $3, spec = $4, updated_at = $5, revision = revision + 1 \
+                         WHERE kind = $1 AND name = $2",
+                    )
+                    .bind(new.kind.as_str())
+                    .bind(&new.name)
+                    .bind(&new.domain)
+                    .bind(Json(&new.spec))
+                    .bind(Utc::now())
+                    .execute(&mut *tx)
                     .await?;
-                Ok(after)
+                    let after = Self::policy(&mut tx, new.kind, &new.name).await?;
+                    let entry = Entry::new("update", new.kind.as_str(), policy_path(new.kind, &new.name))
+                        .before(&summary(&before))
+                        .after(&summary(&after));
+                    Ok((tx, entry.of(after)))
+                })
+                .await
             }
 
             async fn get_policy(&self, kind: PolicyKind, name: &str) -> Result<Option<StoredPolicy>> {
@@ -243,18 +254,18 @@ macro_rules! governance_store {
             }
 
             async fn delete_policy(&self, actor: &str, kind: PolicyKind, name: &str, if_match: Option<i64>) -> Result<()> {
-                let (_guard, mut tx, seq) = self.begin().await?;
-                let before = Self::policy_in(&mut tx, kind, name)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("{} {name:?}", kind.noun())))?;
-                check_revision(if_match, before.revision)?;
-                sqlx::query("DELETE FROM policies WHERE kind = $1 AND name = $2")
-                    .bind(kind.as_str())
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                self.commit(tx, seq, actor, "delete", kind.as_str(), &policy_path(kind, name), Some(summary(&before)), None)
-                    .await
+                self.write(actor, move |mut tx| async move {
+                    let before = Self::policy(&mut tx, kind, name).await?;
+                    check_revision(if_match, before.revision)?;
+                    sqlx::query("DELETE FROM policies WHERE kind = $1 AND name = $2")
+                        .bind(kind.as_str())
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    let entry = Entry::new("delete", kind.as_str(), policy_path(kind, name)).before(&summary(&before));
+                    Ok((tx, entry.of(())))
+                })
+                .await
             }
 
             async fn create_access_request(
@@ -264,27 +275,25 @@ macro_rules! governance_store {
                 product: &str,
                 new: &AccessRequestCreate,
             ) -> Result<AccessRequest> {
-                let (_guard, mut tx, seq) = self.begin().await?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO access_requests (domain, product, requester, purpose, justification, status, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
-                )
-                .bind(domain)
-                .bind(product)
-                .bind(actor)
-                .bind(&new.purpose)
-                .bind(&new.justification)
-                .bind(Utc::now())
-                .fetch_one(&mut *tx)
+                self.write(actor, move |mut tx| async move {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO access_requests (domain, product, requester, purpose, justification, status, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
+                    )
+                    .bind(domain)
+                    .bind(product)
+                    .bind(actor)
+                    .bind(&new.purpose)
+                    .bind(&new.justification)
+                    .bind(Utc::now())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| constraint(e, "access request"))?;
+                    let stored = Self::access(&mut tx, id).await?;
+                    let entry = Entry::new("create", "access_request", format!("/access-requests/{id}")).after(&stored);
+                    Ok((tx, entry.of(stored)))
+                })
                 .await
-                .map_err(|e| constraint(e, "access request"))?;
-                let stored = Self::access_in(&mut tx, id)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("access request {id}")))?;
-                let path = format!("/access-requests/{id}");
-                self.commit(tx, seq, actor, "create", "access_request", &path, None, Some(serde_json::to_value(&stored).unwrap_or_default()))
-                    .await?;
-                Ok(stored)
             }
 
             async fn get_access_request(&self, id: i64) -> Result<Option<AccessRequest>> {
@@ -330,53 +339,42 @@ macro_rules! governance_store {
             }
 
             async fn decide_access_request(&self, actor: &str, id: i64, decision: &AccessDecision) -> Result<AccessRequest> {
-                let (_guard, mut tx, seq) = self.begin().await?;
-                let before = Self::access_in(&mut tx, id)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("access request {id}")))?;
-                if before.status != AccessRequestStatus::Pending {
-                    return Err(StoreError::Conflict(format!(
-                        "access request {id} was already {}",
-                        before.status.as_str()
-                    )));
-                }
-                let (status, grant_name) = match &decision.grant {
-                    Some(grant) => {
-                        Self::insert_policy(&mut tx, actor, grant).await?;
-                        (AccessRequestStatus::Approved, Some(grant.name.clone()))
+                self.write(actor, move |mut tx| async move {
+                    let before = Self::access(&mut tx, id).await?;
+                    if before.status != AccessRequestStatus::Pending {
+                        return Err(StoreError::Conflict(format!(
+                            "access request {id} was already {}",
+                            before.status.as_str()
+                        )));
                     }
-                    None => (AccessRequestStatus::Denied, None),
-                };
-                sqlx::query(
-                    "UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4, note = $5, \
-                     expires_at = $6, grant_name = $7 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(status.as_str())
-                .bind(actor)
-                .bind(Utc::now())
-                .bind(&decision.note)
-                .bind(decision.expires_at)
-                .bind(&grant_name)
-                .execute(&mut *tx)
-                .await?;
-                let after = Self::access_in(&mut tx, id)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("access request {id}")))?;
-                let path = format!("/access-requests/{id}");
-                let action = if grant_name.is_some() { "approve" } else { "deny" };
-                self.commit(
-                    tx,
-                    seq,
-                    actor,
-                    action,
-                    "access_request",
-                    &path,
-                    Some(serde_json::to_value(&before).unwrap_or_default()),
-                    Some(serde_json::to_value(&after).unwrap_or_default()),
-                )
-                .await?;
-                Ok(after)
+                    let (status, grant_name) = match &decision.grant {
+                        Some(grant) => {
+                            Self::insert_policy(&mut tx, actor, grant).await?;
+                            (AccessRequestStatus::Approved, Some(grant.name.clone()))
+                        }
+                        None => (AccessRequestStatus::Denied, None),
+                    };
+                    sqlx::query(
+                        "UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4, note = $5, \
+                         expires_at = $6, grant_name = $7 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(actor)
+                    .bind(Utc::now())
+                    .bind(&decision.note)
+                    .bind(decision.expires_at)
+                    .bind(&grant_name)
+                    .execute(&mut *tx)
+                    .await?;
+                    let after = Self::access(&mut tx, id).await?;
+                    let action = if grant_name.is_some() { "approve" } else { "deny" };
+                    let entry = Entry::new(action, "access_request", format!("/access-requests/{id}"))
+                        .before(&before)
+                        .after(&after);
+                    Ok((tx, entry.of(after)))
+                })
+                .await
             }
 
             async fn report_gateway(&self, name: &str, report: &GatewayReport) -> Result<()> {
@@ -473,5 +471,5 @@ macro_rules! governance_store {
     };
 }
 
-governance_store!(super::SqliteStore, sqlx::Sqlite);
-governance_store!(super::PgStore, sqlx::Postgres);
+governance_store!(SqliteStore, Sqlite);
+governance_store!(PgStore, Postgres);

@@ -1,0 +1,133 @@
+//! The catalog's unit tests, through its public interface: pure functions and
+//! extractors that need no running catalog. They live in this binary so that
+//! the library has no test binary of its own to link.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderValue, Request, header};
+use tessera_catalog::api::IfMatch;
+use tessera_catalog::config::{Config, Overrides, Secret};
+use tessera_catalog::keys::{generate, parse, verify};
+use tessera_catalog::store::{Edge, find_cycle, like_pattern, redact_url};
+
+#[test]
+fn generated_keys_parse_and_verify() {
+    let k = generate();
+    let parsed = parse(&k.key).expect("own format");
+    assert_eq!(parsed.id, k.id);
+    assert!(verify(parsed.secret, &k.secret_hash));
+    assert!(!verify(&"0".repeat(64), &k.secret_hash));
+    assert_ne!(generate().key, k.key);
+}
+
+#[test]
+fn redacts_passwords() {
+    assert_eq!(
+        redact_url("postgres://u:secret@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
+    assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+}
+
+fn edge(up: &str, down: &str) -> Edge {
+    let (ud, up) = up.split_once('.').expect("ref");
+    let (d, p) = down.split_once('.').expect("ref");
+    Edge {
+        up_domain: ud.into(),
+        up_product: up.into(),
+        domain: d.into(),
+        product: p.into(),
+    }
+}
+
+fn key(s: &str) -> (String, String) {
+    let (d, p) = s.split_once('.').expect("ref");
+    (d.into(), p.into())
+}
+
+#[test]
+fn finds_cycles_through_the_new_inputs() {
+    let edges = vec![edge("a.x", "a.y"), edge("a.y", "a.z")];
+    assert_eq!(
+        find_cycle(&edges, &key("a.x"), &[key("a.z")]),
+        Some(vec!["a.x".into(), "a.z".into(), "a.y".into(), "a.x".into()])
+    );
+    assert_eq!(find_cycle(&edges, &key("a.w"), &[key("a.z")]), None);
+    // Replacing a product's inputs drops its old edges.
+    assert_eq!(find_cycle(&edges, &key("a.y"), &[]), None);
+}
+
+#[test]
+fn like_patterns_escape_wildcards() {
+    assert_eq!(like_pattern("50%_Off"), "%50\\%\\_off%");
+}
+
+/// The revision `If-Match` asks for, as the extractor reads it.
+async fn if_match(value: Option<&'static str>) -> Option<i64> {
+    let mut request = Request::builder();
+    if let Some(value) = value {
+        request = request.header(header::IF_MATCH, HeaderValue::from_static(value));
+    }
+    let (mut parts, ()) = request.body(()).expect("request").into_parts();
+    match IfMatch::from_request_parts(&mut parts, &()).await {
+        Ok(IfMatch(revision)) => revision,
+        Err(e) => panic!("If-Match is never refused: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn if_match_forms() {
+    assert_eq!(if_match(None).await, None);
+    assert_eq!(if_match(Some("\"7\"")).await, Some(7));
+    assert_eq!(if_match(Some("W/\"8\"")).await, Some(8));
+    assert_eq!(if_match(Some("*")).await, None);
+    assert_eq!(if_match(Some("garbage")).await, Some(-1));
+}
+
+// figment::Jail's closures return figment's large error type; that is its API.
+// Jail changes the environment and the working directory while it runs: the
+// stories build their Config directly, with absolute paths, so they do not see it.
+#[test]
+#[allow(clippy::result_large_err)]
+fn layers_apply_in_order() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "tessera.toml",
+            "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 10\nlog_format = \"json\"",
+        )?;
+        jail.set_env("TESSERA_MAX_BODY_BYTES", "20");
+        jail.set_env("TESSERA_CONFIG", "ignored.toml");
+        jail.set_env("TESSERA_SOMETHING_ELSE", "belongs to another tool");
+        let overrides = Overrides {
+            data_dir: Some("/flag".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(Path::new("tessera.toml")), &overrides).expect("loads");
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 9000)), "file over default");
+        assert_eq!(c.max_body_bytes, 20, "env over file");
+        assert_eq!(c.data_dir, PathBuf::from("/flag"), "flag over default");
+        assert_eq!(c.log_format, "json");
+        assert_eq!(c.database_url(), "sqlite:/flag/catalog.db");
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn unknown_keys_are_refused_and_secrets_hidden() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("bad.toml", "lisen = \"x\"")?;
+        let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).expect_err("typo");
+        assert!(err.to_string().contains("lisen"), "{err}");
+        jail.set_env("TESSERA_BOOTSTRAP_KEY", "tsk_secret");
+        jail.set_env("TESSERA_DATABASE_URL", "postgres://u:pw@h/db");
+        let c = Config::load(None, &Overrides::default()).expect("loads");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("tsk_secret") && !shown.contains("pw@"), "{shown}");
+        assert_eq!(c.bootstrap_key.as_ref().map(Secret::expose), Some("tsk_secret"));
+        Ok(())
+    });
+}

@@ -1,0 +1,222 @@
+//! The gateway's servers, started the same way by `tessera serve`, `tessera
+//! gateway`, `tessera demo` and the tests: [`Gateway::build`] binds every
+//! listener up front and [`Gateway::run_until`] serves them.
+//!
+//! - [`http`]: SQL over HTTP (`POST /api/v1/query`).
+//! - [`pg`]: PostgreSQL wire.
+//! - [`flight`]: Arrow Flight SQL.
+//! - [`credentials`]: how each of them presents a credential to the engine.
+
+pub mod credentials;
+pub mod flight;
+pub mod http;
+pub mod pg;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::GatewayConfig;
+use crate::engine::{Engine, Hooks};
+use crate::error::QueryError;
+use crate::sync::{BundleSource, Link, Refresh, Shipper, Store};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the engine: {0}")]
+    Engine(#[from] QueryError),
+}
+
+/// Where clients connect.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// `None` when another server serves the HTTP routes.
+    pub http: Option<SocketAddr>,
+    pub pg: SocketAddr,
+    pub flight: SocketAddr,
+}
+
+/// A gateway with its listeners bound, not yet serving.
+pub struct Gateway {
+    engine: Engine,
+    link: Link,
+    http: Option<(TcpListener, axum::Router)>,
+    pg: TcpListener,
+    flight: TcpListener,
+}
+
+/// How long past the query timeout an HTTP request may take to its answer's
+/// head before the middleware's own timeout answers 503 (a backstop: the
+/// engine's deadline answers first).
+const HTTP_SLACK: Duration = Duration::from_secs(5);
+
+impl Gateway {
+    /// A gateway of its own: HTTP, PostgreSQL wire and Flight SQL listeners,
+    /// bundles from `source`, its last-known-good bundle kept in
+    /// `config.data_dir` (served while `source` is away, until `max_staleness`).
+    pub async fn build(config: GatewayConfig, source: Arc<dyn BundleSource>) -> Result<Self, StartError> {
+        let mut gateway = Self::bind(&config, source, Some(Store::new(&config.data_dir))).await?;
+        let http = bind("HTTP", config.http_listen).await?;
+        gateway.http = Some((http, gateway.router()));
+        Ok(gateway)
+    }
+
+    /// A gateway whose HTTP routes another server serves (`tessera serve`
+    /// merges them into the catalog's): binds PostgreSQL wire and Flight SQL.
+    /// It keeps no last-known-good bundle: its catalog runs in the same process.
+    pub async fn build_embedded(config: GatewayConfig, source: Arc<dyn BundleSource>) -> Result<Self, StartError> {
+        Self::bind(&config, source, None).await
+    }
+
+    async fn bind(
+        config: &GatewayConfig,
+        source: Arc<dyn BundleSource>,
+        store: Option<Store>,
+    ) -> Result<Self, StartError> {
+        let hooks = Hooks {
+            audit: Shipper::start(Arc::clone(&source), config.name.clone()),
+        };
+        let engine = Engine::with_hooks(config, hooks)?;
+        let link = Link {
+            engine: engine.clone(),
+            source,
+            name: config.name.clone(),
+            store,
+        };
+        Ok(Self {
+            engine,
+            link,
+            http: None,
+            pg: bind("PostgreSQL wire", config.pg_listen).await?,
+            flight: bind("Flight SQL", config.flight_listen).await?,
+        })
+    }
+
+    /// The gateway's HTTP routes with the standard middleware (what an
+    /// embedded gateway's host serves).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.engine.clone(), self.engine.limits().query_timeout() + HTTP_SLACK)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The bound addresses.
+    pub fn endpoints(&self) -> Endpoints {
+        let addr = |l: &TcpListener| l.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Endpoints {
+            http: self.http.as_ref().map(|(l, _)| addr(l)),
+            pg: addr(&self.pg),
+            flight: addr(&self.flight),
+        }
+    }
+
+    /// Installs the first bundle (from the source, or else the last-known-good
+    /// one), then follows the source and serves every listener in the
+    /// background until [`Serving::stop_when`].
+    pub async fn start(self) -> Serving {
+        let Self {
+            engine,
+            link,
+            http,
+            pg,
+            flight,
+        } = self;
+        first_bundle(&link).await;
+        let follow = tokio::spawn(link.follow());
+        let (stop, stopped) = watch::channel(false);
+        let signal = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let mut endpoints = vec![
+            ("PostgreSQL wire", tokio::spawn(pg::serve(engine.clone(), pg, signal()))),
+            (
+                "Flight SQL",
+                tokio::spawn({
+                    let serving = flight::serve(engine.clone(), flight, signal());
+                    async move { serving.await.map_err(std::io::Error::other) }
+                }),
+            ),
+        ];
+        if let Some((listener, router)) = http {
+            endpoints.push(("HTTP", tokio::spawn(tessera_http::serve(listener, router, signal()))));
+        }
+        Serving {
+            engine,
+            stop,
+            follow,
+            endpoints,
+        }
+    }
+
+    /// [`Gateway::start`], then serves until `shutdown` resolves.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        self.start().await.stop_when(shutdown).await;
+    }
+}
+
+/// A gateway serving in the background.
+pub struct Serving {
+    engine: Engine,
+    stop: watch::Sender<bool>,
+    follow: tokio::task::JoinHandle<()>,
+    endpoints: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Serving {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` resolves, then stops following the catalog and
+    /// closes the listeners, letting HTTP requests in flight finish.
+    pub async fn stop_when(self, shutdown: impl Future<Output = ()> + Send) {
+        shutdown.await;
+        let _ = self.stop.send(true);
+        self.follow.abort();
+        for (what, task) in self.endpoints {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "the {what} endpoint failed"),
+                Err(e) => tracing::error!(error = %e, "the {what} endpoint's task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// The first bundle: the source's, or else the last-known-good one saved on disk.
+async fn first_bundle(link: &Link) {
+    match link.refresh().await {
+        Ok(Refresh::Installed(_) | Refresh::Unchanged) => {}
+        Ok(Refresh::Refused(e)) => tracing::warn!(error = %e, "the catalog's bundle was refused"),
+        Err(e) => match link.store.as_ref().map(|s| s.restore(&link.engine)) {
+            Some(Ok(Some(version))) => tracing::warn!(error = %e, version,
+                "the catalog is unreachable: serving the last-known-good bundle"),
+            Some(Err(saved)) => tracing::warn!(error = %e, saved = %saved,
+                "the catalog is unreachable and the saved bundle is unusable: the gateway answers 'not ready'"),
+            _ => tracing::warn!(error = %e, "no policy bundle yet: the gateway answers 'not ready' until it gets one"),
+        },
+    }
+}

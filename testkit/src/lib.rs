@@ -1,0 +1,6 @@
+//! What the demo, the tests and the benchmarks share, and the catalog never links.
+//!
+//! - [`tpch`]: the demo mesh's data, TPC-H generated deterministically and
+//!   written as one Delta table per product.
+
+pub mod tpch;
