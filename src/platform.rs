@@ -8,8 +8,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use tessera_catalog::service::{Catalog, MAX_WATCH};
 use tessera_contracts::api::{AuditBatch, GatewayReport};
-use tessera_contracts::bundle::Bundle;
-use tessera_gateway::sync::{BundleSource, SyncError};
+use tessera_gateway::sync::{BundleSource, Fetched, SyncError};
 use tessera_gateway::{Endpoints, Gateway, GatewayConfig};
 
 /// The catalog in the same process: bundles without a network hop. Set once
@@ -36,13 +35,13 @@ impl BundleSource for InProcess {
             .map_err(|e| SyncError(e.to_string()))
     }
 
-    async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError> {
+    async fn fetch(&self, held: Option<&str>) -> Result<Fetched, SyncError> {
         let bundle = self
             .catalog()?
             .build_bundle()
             .await
             .map_err(|e| SyncError(e.to_string()))?;
-        Ok((Some(bundle.hash.as_str()) != held).then_some(bundle))
+        Ok(Fetched::unless_held(bundle, held))
     }
 
     async fn report(&self, gateway: &str, report: &GatewayReport) -> Result<(), SyncError> {

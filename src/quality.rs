@@ -42,10 +42,14 @@ pub async fn run(global: &crate::cli::Global, command: QualityCommand) -> anyhow
         .iter()
         .find(|p| u64::from(p.major_version) == major)
         .ok_or_else(|| anyhow::anyhow!("{product} has no output port for major version {major}"))?;
-    let spinner = crate::cli::spinner(&format!("checking {product} at {}", port.location));
-    let measured = tessera_quality::run(&contract, &port.location, &HashMap::new(), chrono::Utc::now()).await;
+    let location = port
+        .location
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("only the owners of {product} may check it: its location is theirs to see"))?;
+    let spinner = crate::cli::spinner(&format!("checking {product} at {location}"));
+    let measured = tessera_quality::run(&contract, location, &HashMap::new(), chrono::Utc::now()).await;
     spinner.finish_and_clear();
-    let measured = measured.with_context(|| format!("cannot check {}", port.location))?;
+    let measured = measured.with_context(|| format!("cannot check {location}"))?;
     let stored = client.report_quality(domain, name, &measured).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&stored)?);

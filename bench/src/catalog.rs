@@ -382,6 +382,7 @@ impl Server {
                 title: Some("Benchmark".into()),
                 description: Some("Products of the catalog benchmark.".into()),
                 owner_team: TEAM.into(),
+                storage_roots: None,
             })
             .await
             .context("cannot create the benchmark domain")?;

@@ -51,9 +51,24 @@ pub struct Config {
     /// reading Delta tables' metadata; the gateway reads them too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storage: Vec<tessera_lake::StorageLocation>,
+    /// The lakehouse (`[lake]`): where domains keep their tables by default.
+    #[serde(default)]
+    pub lake: LakeConfig,
     /// The gateway's section, read by the gateway (`tessera serve` runs both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<figment::value::Value>,
+}
+
+/// The `[lake]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// `[lake] root` (environment: `TESSERA_LAKE__ROOT`): the directory under
+    /// which each new domain's default storage root lies, `<root>/<domain>/`;
+    /// `<data_dir>/lake` when absent. A relative path is taken from the
+    /// working directory at start-up, once: the catalog stores absolute URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -67,6 +82,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             log_format: "text".into(),
             storage: Vec::new(),
+            lake: LakeConfig::default(),
             gateway: None,
         }
     }
@@ -85,6 +101,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("log_format", &self.log_format)
+            .field("lake", &self.lake)
             .finish()
     }
 }
@@ -100,8 +117,9 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
-/// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`).
-const ENV_KEYS: [&str; 7] = [
+/// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`); a
+/// nested key's parts are joined by `__` (`TESSERA_LAKE__ROOT` is `lake.root`).
+const ENV_KEYS: [&str; 8] = [
     "listen",
     "data_dir",
     "database_url",
@@ -109,6 +127,7 @@ const ENV_KEYS: [&str; 7] = [
     "max_body_bytes",
     "request_timeout_secs",
     "log_format",
+    "lake.root",
 ];
 
 impl Config {
@@ -120,7 +139,7 @@ impl Config {
         }
         figment
             // Only the known keys: other TESSERA_* variables belong to other tools.
-            .merge(Env::prefixed("TESSERA_").only(&ENV_KEYS))
+            .merge(Env::prefixed("TESSERA_").split("__").only(&ENV_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
@@ -135,5 +154,11 @@ impl Config {
 
     pub fn uses_embedded_database(&self) -> bool {
         self.database_url.is_none()
+    }
+
+    /// The lake root in force, absolute: `[lake] root`, or `<data_dir>/lake`.
+    pub fn lake_root(&self) -> PathBuf {
+        let root = self.lake.root.clone().unwrap_or_else(|| self.data_dir.join("lake"));
+        std::path::absolute(&root).unwrap_or(root)
     }
 }

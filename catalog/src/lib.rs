@@ -17,13 +17,15 @@
 //! - [`config`]: the layered configuration.
 //! - [`keys`]: generating API keys.
 //! - [`metrics`]: the Prometheus registry and the request metrics middleware.
+//! - [`storage`]: storage roots and locations as absolute URLs, and overlap.
 //! - [`service`]: the [`service::Catalog`] and authentication;
 //!   - `service::principals` (with keys and the bootstrap admin), `service::teams`,
 //!     `service::domains`, `service::products` (with lineage), `service::contracts`
 //!     (with verification and quality runs): one resource each;
 //!   - `service::changes`: version, watch, change log, bundle;
 //!   - `service::governance`: policies; `service::access`: access requests and
-//!     usage; `service::gateways`: gateways' reports and query audit;
+//!     usage; `service::gateways`: gateways' reports (with their drift) and
+//!     query audit; `service::secrets`: the mesh's mask key;
 //!   - `service::validate`: paging and field checks;
 //!   - `service::error`: the domain error, [`service::Error`].
 //! - [`store`]: one trait per resource (`store::principals`, `store::teams`,
@@ -38,6 +40,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod service;
+pub mod storage;
 pub mod store;
 
 use std::future::Future;
@@ -80,11 +83,24 @@ impl Application {
         let store = store::connect(&url)
             .await
             .with_context(|| format!("cannot open the catalog database {}", store::redact_url(&url)))?;
-        let catalog = Catalog::new(store).with_storage(config.storage.clone());
+        let catalog = Catalog::new(store)
+            .with_storage(config.storage.clone())
+            .with_lake_root(&config.lake_root())?;
         let bootstrap_key = catalog
             .bootstrap(config.bootstrap_key.as_ref().map(config::Secret::expose))
             .await
             .context("cannot install the bootstrap admin")?;
+        catalog
+            .ensure_mask_key()
+            .await
+            .context("cannot create the mesh's mask key")?;
+        let rooted = catalog
+            .default_storage_roots()
+            .await
+            .context("cannot give domains their default storage roots")?;
+        if rooted > 0 {
+            tracing::info!(domains = rooted, "domains got their default storage root");
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

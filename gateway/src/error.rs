@@ -28,6 +28,9 @@ pub enum QueryError {
     NotFound(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A product whose table (at the version asked for) does not match its contract.
+    #[error("{0}")]
+    NotServed(String),
     /// The query is well-formed but cannot be planned (types, ambiguity, ...).
     #[error("{0}")]
     Plan(String),
@@ -64,6 +67,7 @@ impl QueryError {
             Self::NotFound(m) if m.contains("schema") => "3F000",
             Self::NotFound(_) => "42P01",
             Self::Unsupported(_) => "0A000",
+            Self::NotServed(_) => "55000",
             Self::Plan(_) => "42804",
             Self::Data { sqlstate, .. } => sqlstate,
             Self::Busy { .. } => "53300",
@@ -81,6 +85,7 @@ impl QueryError {
             Self::Unauthenticated => 401,
             Self::NotAllowed(_) => 403,
             Self::NotFound(_) => 404,
+            Self::NotServed(_) => 409,
             Self::TooLong { .. } => 413,
             Self::Syntax(_) | Self::Unsupported(_) | Self::Plan(_) | Self::Data { .. } => 400,
             Self::TooManyRows { .. } | Self::TooManyBytes { .. } | Self::Memory(_) => 422,
@@ -103,6 +108,7 @@ impl QueryError {
             Self::NotAllowed(_) => "statement-not-allowed",
             Self::NotFound(_) => "not-found",
             Self::Unsupported(_) => "unsupported",
+            Self::NotServed(_) => "not-served",
             Self::Plan(_) => "invalid-query",
             Self::Data { .. } => "data-error",
             Self::Busy { .. } => "busy",

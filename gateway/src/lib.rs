@@ -4,8 +4,10 @@
 //!   planning and execution under limits, audit, result streams.
 //! - [`server`]: [`Gateway::build`] binds HTTP, PostgreSQL wire and Flight SQL;
 //!   one credentials module for all three.
-//! - [`policy`]: governed tables and the policy barrier below the optimizer.
+//! - [`policy`]: governed tables and the policy barrier below the optimizer;
+//!   [`mask`]: the keyed `hash` mask.
 //! - [`tables`]: a session's namespace over Delta table providers shared by every session.
+//! - [`served`]: the contract as the interface at serving time; drift.
 //! - [`accel`]: hot tables held in memory by Delta version.
 //! - [`compact`]: view columns compacted before they cross the wire.
 //! - [`sync`]: the link to the catalog (bundles, ACK/NACK, last-known-good, audit shipping).
@@ -17,7 +19,9 @@ pub mod compact;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod mask;
 pub mod policy;
+pub mod served;
 pub mod server;
 pub mod sync;
 pub mod tables;

@@ -31,7 +31,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
+use datafusion::logical_expr::{Expr, ScalarUDF, TableProviderFilterPushDown, cast, col, lit};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
@@ -45,6 +45,8 @@ use futures::StreamExt;
 use tessera_contracts::api::Attributes;
 use tessera_contracts::policy::{MaskFunction, TablePolicy};
 
+use crate::mask::MaskHash;
+
 /// A session's policy on one table, compiled: masks by column, the row filter
 /// instantiated for the principal (planned lazily against the table's schema).
 #[derive(Debug)]
@@ -57,11 +59,20 @@ pub struct CompiledPolicy {
     filter: Option<datafusion::sql::sqlparser::ast::Expr>,
     /// The filter planned against the last schema seen (time travel may show others).
     planned: Mutex<Option<(SchemaRef, Expr)>>,
+    /// The `hash` mask under the mesh's key.
+    hash: Arc<ScalarUDF>,
 }
 
 impl CompiledPolicy {
-    /// Compiles `policy` for a principal; a filter that does not parse is an error.
-    pub fn new(table: String, policy: &TablePolicy, principal: &str, attributes: &Attributes) -> Result<Self, String> {
+    /// Compiles `policy` for a principal, `hash` masks under `mask_key`; a
+    /// filter that does not parse is an error.
+    pub fn new(
+        table: String,
+        policy: &TablePolicy,
+        principal: &str,
+        attributes: &Attributes,
+        mask_key: &[u8],
+    ) -> Result<Self, String> {
         let mut filter: Option<datafusion::sql::sqlparser::ast::Expr> = None;
         for (name, expression) in &policy.filters {
             let parsed = tessera_policy::parse(expression).map_err(|e| format!("row filter {name}: {e}"))?;
@@ -82,6 +93,7 @@ impl CompiledPolicy {
             filter_names: policy.filters.iter().map(|(n, _)| n.clone()).collect(),
             filter,
             planned: Mutex::new(None),
+            hash: MaskHash::udf(mask_key),
         })
     }
 
@@ -120,17 +132,15 @@ pub fn masked_type(dt: &DataType, mask: MaskFunction) -> DataType {
     }
 }
 
-/// The expression computing a masked column from the raw one.
-pub fn mask_expr(column: Expr, dt: &DataType, mask: MaskFunction) -> Result<Expr> {
+/// The expression computing a masked column from the raw one (`hash` is the
+/// keyed hash of the mesh).
+pub fn mask_expr(column: Expr, dt: &DataType, mask: MaskFunction, hash: &Arc<ScalarUDF>) -> Result<Expr> {
     let null = || ScalarValue::try_from(dt).map(lit);
     Ok(match mask {
         MaskFunction::Null => null()?,
         MaskFunction::Redact if is_text(dt) => cast(lit("***"), dt.clone()),
         MaskFunction::Redact => null()?,
-        MaskFunction::Hash => datafusion::functions::encoding::expr_fn::encode(
-            datafusion::functions::crypto::expr_fn::sha256(cast(column, DataType::Utf8)),
-            lit("hex"),
-        ),
+        MaskFunction::Hash => hash.call(vec![cast(column, DataType::Utf8)]),
         MaskFunction::Partial { keep } if is_text(dt) => cast(
             datafusion::functions::unicode::expr_fn::right(cast(column, DataType::Utf8), lit(i64::from(keep))),
             dt.clone(),
@@ -218,7 +228,7 @@ impl TableProvider for GovernedTable {
             let field = raw.field(i);
             let column = col(datafusion::common::Column::from_name(field.name()));
             let expr = match self.policy.mask_of(field.name()) {
-                Some(mask) => mask_expr(column, field.data_type(), mask)?,
+                Some(mask) => mask_expr(column, field.data_type(), mask, &self.policy.hash)?,
                 None => column,
             };
             exprs.push((state.create_physical_expr(expr, &input_schema)?, field.name().clone()));

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tessera_contracts::api::{AuditBatch, AuditRecord, GatewayReport};
-use tessera_contracts::bundle::Bundle;
+use tessera_contracts::bundle::{Bundle, BundleError};
 
 use crate::engine::{AuditSink, Engine, QueryRecord};
 
@@ -39,12 +39,52 @@ pub trait BundleSource: Send + Sync + 'static {
     /// Waits, for a bounded time, until the catalog's version exceeds `after`;
     /// returns the version seen.
     async fn wait(&self, after: i64) -> Result<i64, SyncError>;
-    /// The current bundle; `None` when its hash is `held`.
-    async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError>;
+    /// The current bundle, unless its hash is `held`.
+    async fn fetch(&self, held: Option<&str>) -> Result<Fetched, SyncError>;
     /// Reports the bundle this gateway serves (and one it refused).
     async fn report(&self, gateway: &str, report: &GatewayReport) -> Result<(), SyncError>;
     /// Stores a batch of query records.
     async fn audit(&self, batch: &AuditBatch) -> Result<(), SyncError>;
+}
+
+/// What a source answered for the current bundle.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The bundle in force (its hash is the one held) is the current one.
+    Unchanged,
+    Bundle(Box<Bundle>),
+    /// A bundle this gateway cannot read (another format, or not a bundle):
+    /// refused, and reported as such (NACK), rather than misread.
+    Unreadable {
+        version: Option<i64>,
+        error: BundleError,
+    },
+}
+
+impl Fetched {
+    /// A bundle, unless its hash is `held`.
+    pub fn unless_held(bundle: Bundle, held: Option<&str>) -> Self {
+        if Some(bundle.hash.as_str()) == held {
+            Self::Unchanged
+        } else {
+            Self::Bundle(Box::new(bundle))
+        }
+    }
+
+    /// A bundle as JSON bytes from the catalog, read format first.
+    pub fn from_json(bytes: &[u8]) -> Self {
+        match Bundle::from_json(bytes) {
+            Ok(bundle) => Self::Bundle(Box::new(bundle)),
+            Err(error) => {
+                #[derive(serde::Deserialize)]
+                struct Version {
+                    version: Option<i64>,
+                }
+                let version = serde_json::from_slice::<Version>(bytes).ok().and_then(|v| v.version);
+                Self::Unreadable { version, error }
+            }
+        }
+    }
 }
 
 /// The catalog's REST API: `GET /api/v1/version/watch` and `GET /api/v1/bundle`.
@@ -110,7 +150,7 @@ impl BundleSource for HttpSource {
         Ok(response.json::<Version>().await.map_err(failed)?.version)
     }
 
-    async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError> {
+    async fn fetch(&self, held: Option<&str>) -> Result<Fetched, SyncError> {
         let mut request = self
             .client
             .get(format!("{}/api/v1/bundle", self.base))
@@ -120,8 +160,8 @@ impl BundleSource for HttpSource {
         }
         let response = request.send().await.map_err(failed)?;
         match response.status() {
-            reqwest::StatusCode::NOT_MODIFIED => Ok(None),
-            s if s.is_success() => Ok(Some(response.json().await.map_err(failed)?)),
+            reqwest::StatusCode::NOT_MODIFIED => Ok(Fetched::Unchanged),
+            s if s.is_success() => Ok(Fetched::from_json(&response.bytes().await.map_err(failed)?)),
             s => Err(SyncError(format!(
                 "the catalog refused the bundle request: {s} {}",
                 response.text().await.unwrap_or_default()
@@ -221,8 +261,11 @@ impl BundleSource for Offered {
         Ok(self.version().max(after))
     }
 
-    async fn fetch(&self, held: Option<&str>) -> Result<Option<Bundle>, SyncError> {
-        Ok(self.bundle.borrow().clone().filter(|b| Some(b.hash.as_str()) != held))
+    async fn fetch(&self, held: Option<&str>) -> Result<Fetched, SyncError> {
+        Ok(match self.bundle.borrow().clone() {
+            Some(bundle) => Fetched::unless_held(bundle, held),
+            None => Fetched::Unchanged,
+        })
     }
 
     async fn report(&self, _gateway: &str, report: &GatewayReport) -> Result<(), SyncError> {
@@ -248,11 +291,26 @@ impl Store {
         Self { dir: dir.to_path_buf() }
     }
 
-    /// Writes `bytes` to `name` atomically (a temporary file renamed over the old one).
+    /// Writes `bytes` to `name` atomically (a temporary file renamed over the
+    /// old one), readable by this user only: the bundle holds every key's hash
+    /// and the mesh's mask key.
     fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        use std::io::Write as _;
+        #[cfg(unix)]
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(&self.dir)?;
         let tmp = self.dir.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, bytes)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
         std::fs::rename(tmp, self.dir.join(name))
     }
 
@@ -279,7 +337,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(failed(e)),
         };
-        let bundle: Bundle = serde_json::from_slice(&bytes).map_err(failed)?;
+        let bundle = Bundle::from_json(&bytes).map_err(failed)?;
         let confirmed = std::fs::read_to_string(self.dir.join("confirmed_at")).map_err(failed)?;
         let confirmed = DateTime::parse_from_rfc3339(confirmed.trim()).map_err(failed)?;
         let version = bundle.version;
@@ -305,15 +363,24 @@ impl Link {
         let engine = &self.engine;
         let fetched = self.source.fetch(engine.bundle_hash().as_deref()).await?;
         let now = SystemTime::now();
-        let Some(bundle) = fetched else {
-            engine.confirm(now);
-            if let Some(store) = &self.store
-                && let Err(e) = store.confirm(now)
-            {
-                tracing::warn!(error = %e, "cannot save the bundle's confirmation");
+        let bundle = match fetched {
+            Fetched::Bundle(bundle) => *bundle,
+            Fetched::Unchanged => {
+                engine.confirm(now);
+                if let Some(store) = &self.store
+                    && let Err(e) = store.confirm(now)
+                {
+                    tracing::warn!(error = %e, "cannot save the bundle's confirmation");
+                }
+                self.report(None).await;
+                return Ok(Refresh::Unchanged);
             }
-            self.report(None).await;
-            return Ok(Refresh::Unchanged);
+            Fetched::Unreadable { version, error } => {
+                tracing::warn!(?version, %error, "unreadable policy bundle refused; keeping the previous one");
+                self.report(Some((version.unwrap_or_default(), error.to_string())))
+                    .await;
+                return Ok(Refresh::Refused(error.to_string()));
+            }
         };
         let version = bundle.version;
         match engine.install(bundle.clone()) {
@@ -342,6 +409,7 @@ impl Link {
             hash: self.engine.bundle_hash().unwrap_or_default(),
             rejected_version: rejected.as_ref().map(|(v, _)| *v),
             error: rejected.map(|(_, e)| e),
+            drift: self.engine.drift(),
         };
         if let Err(e) = self.source.report(&self.name, &report).await {
             tracing::warn!(error = %e, "cannot report to the catalog");
@@ -352,6 +420,7 @@ impl Link {
     pub async fn follow(self) {
         let mut backoff = Duration::from_millis(100);
         let mut seen = 0;
+        let mut drift = self.engine.drift_changes();
         loop {
             match self.refresh().await {
                 // A refused bundle is not fetched again until the catalog moves on.
@@ -363,7 +432,14 @@ impl Link {
                     continue;
                 }
             }
-            match self.source.wait(seen).await {
+            // Until the catalog moves on: drift found meanwhile is reported at once.
+            let waited = loop {
+                tokio::select! {
+                    waited = self.source.wait(seen) => break waited,
+                    Ok(()) = drift.changed() => self.report(None).await,
+                }
+            };
+            match waited {
                 Ok(version) => seen = version,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the catalog");

@@ -421,6 +421,12 @@ impl Client {
         no_content(with_if_match(self.request(&ops::DELETE_ROW_FILTER, &[name]), if_match)).await
     }
 
+    /// Rotates the mesh's key for `hash` masks (admins): every masked value
+    /// changes with the next bundle; joins within one bundle version still match.
+    pub async fn rotate_mask_key(&self) -> Result<()> {
+        no_content(self.request(&ops::ROTATE_MASK_KEY, &[])).await
+    }
+
     // ------------------------------------------------------------ access
 
     /// Asks a product's owners for access to its data, for a purpose.

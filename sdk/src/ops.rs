@@ -164,6 +164,7 @@ operations! {
     GET_ROW_FILTER = GET "/api/v1/row-filters/{name}" "get_row_filter";
     REPLACE_ROW_FILTER = PUT "/api/v1/row-filters/{name}" "replace_row_filter";
     DELETE_ROW_FILTER = DELETE "/api/v1/row-filters/{name}" "delete_row_filter";
+    ROTATE_MASK_KEY = POST "/api/v1/mask-key/rotate" "rotate_mask_key";
 
     // access
     REQUEST_ACCESS = POST "/api/v1/domains/{domain}/products/{product}/access-requests" "request_access";

@@ -52,7 +52,8 @@ pub enum ProductCommand {
         title: Option<String>,
         #[arg(long)]
         description: Option<String>,
-        /// The Delta table of its output port: a path or URL (`s3://bucket/prefix`).
+        /// The Delta table of its output port: a URL (`s3://bucket/prefix`), an
+        /// absolute path, or a path relative to the domain's first storage root.
         #[arg(long, value_name = "URI")]
         location: Option<String>,
         /// The major version the output port serves.
@@ -128,6 +129,7 @@ pub async fn domain(global: &Global, command: DomainCommand) -> anyhow::Result<E
                     title,
                     description,
                     owner_team,
+                    storage_roots: None,
                 })
                 .await?;
             if global.json() {
@@ -190,7 +192,8 @@ pub async fn product(global: &Global, command: ProductCommand) -> anyhow::Result
                 );
                 println!("  health:      {}", found.health.as_str());
                 for port in &found.output_ports {
-                    println!("  output v{}:   {}", port.major_version, port.location);
+                    let location = port.location.as_deref().unwrap_or("(shown to its owners)");
+                    println!("  output v{}:   {location}", port.major_version);
                 }
                 if !found.input_ports.is_empty() {
                     println!("  inputs:      {}", found.input_ports.join(", "));
@@ -231,7 +234,7 @@ pub async fn product(global: &Global, command: ProductCommand) -> anyhow::Result
                         output_ports: location
                             .map(|location| OutputPort {
                                 major_version: major,
-                                location,
+                                location: Some(location),
                             })
                             .into_iter()
                             .collect(),

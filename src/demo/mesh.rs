@@ -23,9 +23,10 @@ pub(super) const PERSONAS: [Persona; 7] = [
     Persona {
         name: ADMIN,
         display: "Platform admin",
-        role: "platform admin: manages domains, principals and policies (masked like everyone else)",
+        role: "platform admin: manages domains, principals and policies (masked and filtered like everyone else; holds every region)",
         groups: &[],
-        regions: &[],
+        // No role bypasses row filters: the admin sees every customer because it holds every region.
+        regions: &["AFRICA", "AMERICA", "ASIA", "EUROPE", "MIDDLE EAST"],
         purposes: &[],
         purpose: None,
     },

@@ -92,7 +92,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let demo_dir = data_dir.join("demo");
     private_dir(&demo_dir)?;
     let mut state = State::read(&demo_dir)?;
-    let lake = data_dir.join("lake");
+    // Where the catalog's domains keep their tables by default (`[lake] root`).
+    let lake = config.lake_root();
+    std::fs::create_dir_all(&lake).with_context(|| format!("cannot create the lake {}", lake.display()))?;
+    let lake = std::fs::canonicalize(&lake)?;
     let lake_root = lake
         .to_str()
         .context("the data directory's path is not UTF-8")?
@@ -117,7 +120,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     state.write(&demo_dir)?;
     let admin = Client::new(running.url.clone(), &admin_key)?;
 
-    seed(&admin, &lake_root).await?;
+    seed(&admin).await?;
     for persona in PERSONAS.iter().filter(|p| p.name != ADMIN) {
         let key = persona_key(&running, &admin, persona.name, state.keys.get(persona.name)).await?;
         state.keys.insert(persona.name.into(), key);

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use tessera_contracts::api::{
-    ApiKeyCreate, Attributes, DomainCreate, OutputPort, PrincipalCreate, PrincipalKind, ProductCreate, ProductStatus,
-    ProductUpdate, TeamCreate,
+    ApiKeyCreate, Attributes, DomainCreate, OutputPort, PrincipalCreate, PrincipalKind, PrincipalUpdate, ProductCreate,
+    ProductStatus, ProductUpdate, TeamCreate,
 };
 use tessera_contracts::document::DocumentFormat;
 use tessera_contracts::odcs;
@@ -32,9 +32,26 @@ pub(super) async fn ensure_admin_key(running: &Running, key: String) -> anyhow::
 }
 
 /// Registers what is missing; what exists is left as it is.
-pub(super) async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
+pub(super) async fn seed(admin: &Client) -> anyhow::Result<()> {
     for p in &PERSONAS {
         if p.name == ADMIN {
+            // The bootstrap admin exists already: it gets the persona's attributes.
+            let current = admin.principal(ADMIN).await?;
+            let regions: Vec<String> = p.regions.iter().map(|s| (*s).to_string()).collect();
+            if current.value.attributes.regions != regions {
+                let attributes = Attributes {
+                    regions,
+                    ..current.value.attributes.clone()
+                };
+                let patch = PrincipalUpdate {
+                    attributes: Some(attributes),
+                    ..PrincipalUpdate::default()
+                };
+                admin
+                    .update_principal(ADMIN, &patch, current.etag.as_deref())
+                    .await
+                    .context("cannot give the admin persona its regions")?;
+            }
             continue;
         }
         match admin.principal(p.name).await {
@@ -84,6 +101,8 @@ pub(super) async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
                         title: Some(d.title.into()),
                         description: Some(d.description.into()),
                         owner_team: d.team.into(),
+                        // The default: `<lake root>/<domain>/`.
+                        storage_roots: None,
                     })
                     .await?;
             }
@@ -93,7 +112,7 @@ pub(super) async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
     let bar = cli::progress(PRODUCTS.len() as u64, "registering");
     for p in &PRODUCTS {
         bar.set_message(format!("{}.{}", p.domain, p.name));
-        register(admin, p, lake)
+        register(admin, p)
             .await
             .with_context(|| format!("cannot register {}.{}", p.domain, p.name))?;
         bar.inc(1);
@@ -128,7 +147,7 @@ pub(super) async fn seed(admin: &Client, lake: &str) -> anyhow::Result<()> {
 
 /// One product: created with its output port, its contract registered, and
 /// published once its table matches.
-pub(super) async fn register(admin: &Client, p: &DemoProduct, lake: &str) -> anyhow::Result<()> {
+pub(super) async fn register(admin: &Client, p: &DemoProduct) -> anyhow::Result<()> {
     let contract =
         odcs::parse(DocumentFormat::Yaml, p.contract).map_err(|e| anyhow::anyhow!("built-in contract: {e}"))?;
     let product = match admin.product(p.domain, p.name).await {
@@ -146,7 +165,8 @@ pub(super) async fn register(admin: &Client, p: &DemoProduct, lake: &str) -> any
                         visibility: Default::default(),
                         output_ports: vec![OutputPort {
                             major_version: 1,
-                            location: format!("{lake}/{}/{}", p.domain, p.name),
+                            // Relative: under the domain's storage root, where `generate` wrote it.
+                            location: Some(p.name.to_string()),
                         }],
                         input_ports: p.inputs.iter().map(|s| (*s).to_string()).collect(),
                         compatibility: Default::default(),
@@ -228,11 +248,13 @@ pub(super) async fn check_quality(admin: &Client) -> anyhow::Result<()> {
         bar.set_message(format!("{}.{}", p.domain, p.name));
         let product = admin.product(p.domain, p.name).await?.value;
         let contract = odcs::parse(DocumentFormat::Yaml, p.contract).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let location = &product
+        let location = product
             .output_ports
             .first()
             .context("the product lost its output port")?
-            .location;
+            .location
+            .as_deref()
+            .context("the catalog hides the product's location from the demo's admin")?;
         let run = tessera_quality::run(&contract, location, &Default::default(), chrono::Utc::now()).await?;
         let stored = admin.report_quality(p.domain, p.name, &run).await?;
         if stored.health == tessera_contracts::api::Health::Failing {

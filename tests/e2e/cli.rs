@@ -158,12 +158,16 @@ async fn the_demo_mesh_answers_every_printed_line_and_survives_a_rerun() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Customer#000000001"), "fred sees names in clear: {out}");
-    // The customers' owner sees her product unmasked; nia has no grant: "not found".
+    // The customers' owner sees her product unmasked; nia sees it in the
+    // catalog but has no grant: she is told so, and how to ask.
     let (code, out, _) = shell(demo.line("cora", "psql"), CUSTOMER_NAME);
     assert_eq!(code, 0);
     assert!(out.contains("Customer#000000001"), "{out}");
     let (_, _, err) = shell(demo.line("nia", "psql"), CUSTOMER_NAME);
-    assert!(err.contains("not found") || err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("is not queryable for you") && err.contains("tessera access request customers.customer"),
+        "{err}"
+    );
 
     // curl, as printed: the sample query, through the row filter for ana.
     let (code, out, err) = shell(demo.line("ana", "curl"), "");
@@ -216,8 +220,8 @@ async fn the_demo_mesh_answers_every_printed_line_and_survives_a_rerun() {
         .query("SELECT count(*) FROM customers.region", Some("analytics"))
         .await
         .expect_err("no grant");
-    assert_eq!(refused.status().map(|s| s.as_u16()), Some(404), "{refused}");
-    assert_eq!(refused.problem().and_then(|p| p.sqlstate.as_deref()), Some("42P01"));
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(403), "{refused}");
+    assert_eq!(refused.problem().and_then(|p| p.sqlstate.as_deref()), Some("42501"));
 
     // The keys are the user's only.
     let keys_file = dir.path().join("demo/personas.json");
@@ -274,12 +278,15 @@ async fn the_demo_mesh_answers_every_printed_line_and_survives_a_rerun() {
 /// `tessera` with a login file of its own.
 struct Cli {
     config: PathBuf,
+    /// The working directory the commands run in.
+    cwd: PathBuf,
 }
 
 impl Cli {
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(BIN)
             .args(args)
+            .current_dir(&self.cwd)
             .env("TESSERA_CLI_CONFIG", &self.config)
             .env_remove("TESSERA_API_KEY")
             .env_remove("TESSERA_CATALOG_URL")
@@ -354,15 +361,14 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
     let demo = Demo::start(&dir.path().join("platform"));
     let work = dir.path();
-    let sal = Cli {
-        config: work.join("sal.toml"),
+    // The CLI runs from a directory of its own, away from the platform's data.
+    let elsewhere = work.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let cli = |name: &str| Cli {
+        config: work.join(format!("{name}.toml")),
+        cwd: elsewhere.clone(),
     };
-    let nia = Cli {
-        config: work.join("nia.toml"),
-    };
-    let cora = Cli {
-        config: work.join("cora.toml"),
-    };
+    let (sal, nia, cora) = (cli("sal"), cli("nia"), cli("cora"));
     let url = demo.url.as_str();
 
     // Not signed in yet: a clear error, a hint, and the exit code for it.
@@ -382,8 +388,8 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
     }
 
     // The domain team: a product, its contract linted and published, its data.
-    let location = work.join("lake/returns");
-    let location = location.to_str().expect("utf-8");
+    // A relative location lies under the domain's storage root, whatever
+    // directory the CLI runs in.
     sal.ok(&[
         "product",
         "create",
@@ -391,10 +397,18 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
         "--title",
         "Returns",
         "--location",
-        location,
+        "returns",
         "--input",
         "sales.orders",
     ]);
+    let location = work.join("platform/lake/sales/returns");
+    let location = location.to_str().expect("utf-8");
+    let shown = sal.json(&["product", "show", "sales.returns"]);
+    assert_eq!(
+        shown["output_ports"][0]["location"].as_str(),
+        Some(format!("file://{location}").as_str()),
+        "stored absolute: {shown}"
+    );
     let contract = work.join("returns.odcs.yaml");
     std::fs::write(&contract, RETURNS_V1).expect("written");
     let contract = contract.to_str().expect("utf-8");
@@ -409,6 +423,19 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
     .expect("written");
     let published = sal.json(&["publish", good.to_str().expect("utf-8"), "--product", "sales.returns"]);
     assert_eq!(published["rows"], 3, "{published}");
+    assert!(
+        Path::new(location).join("_delta_log").is_dir(),
+        "published into the product's table"
+    );
+    assert!(
+        !elsewhere.join("returns").exists(),
+        "no stray table in the working directory"
+    );
+    let run = sal.json(&["quality", "run", "--product", "sales.returns"]);
+    assert_eq!(
+        run["table_version"], 0,
+        "the quality run measured the real table: {run}"
+    );
     sal.ok(&["product", "status", "sales.returns", "published"]);
 
     // Data that breaks the contract: nothing is committed, and it says why.
@@ -458,7 +485,10 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
                  JOIN customers.customer c ON c.c_custkey = r.r_custkey ORDER BY r.r_returnkey";
     let (code, _, err) = nia.run(&["sql", "--purpose", "analytics", query]);
     assert_ne!(code, 0);
-    assert!(err.contains("not found"), "{err}");
+    assert!(
+        err.contains("is not queryable for you") && err.contains("tessera access request"),
+        "{err}"
+    );
     let mut ids = Vec::new();
     for product in ["sales.returns", "customers.customer"] {
         let request = nia.json(&[
@@ -524,9 +554,7 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
     assert_eq!(csv, "r_returnkey\n1\n2\n3\n");
 
     // The gateway follows the catalog: `status` says so (as an admin).
-    let admin = Cli {
-        config: work.join("admin.toml"),
-    };
+    let admin = cli("admin");
     admin.ok(&["login", "--endpoint", url, "--key", &demo.key("admin")]);
     let status = admin.json(&["status"]);
     assert_eq!(status["gateways"][0]["state"], "SYNCED", "{status}");

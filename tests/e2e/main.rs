@@ -605,7 +605,10 @@ async fn quality_run_reports_to_the_catalog() {
             "--listen",
             "127.0.0.1:0",
         ],
-        &[("TESSERA_BOOTSTRAP_KEY", key)],
+        &[
+            ("TESSERA_BOOTSTRAP_KEY", key),
+            ("TESSERA_LAKE__ROOT", dir.path().join("lake").to_str().expect("utf-8")),
+        ],
     );
     let api = format!("{}/api/v1", server.url);
     let table = dir.path().join("lake/sales/orders");
@@ -704,7 +707,7 @@ async fn serve_answers_sql_over_registered_products() {
     let nation = mesh.iter().find(|g| g.product == "nation").expect("nation");
     let server = Server::start(
         &["--data-dir", data.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"],
-        &[],
+        &[("TESSERA_LAKE__ROOT", lake)],
     );
     let key = server.bootstrap_key.clone().expect("first start prints the key");
     let base = format!("{}/api/v1", server.url);
@@ -929,7 +932,7 @@ async fn a_standalone_gateway_follows_the_catalog() {
     let region = mesh.iter().find(|g| g.product == "region").expect("region");
     let catalog = Server::start(
         &["--data-dir", data.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"],
-        &[],
+        &[("TESSERA_LAKE__ROOT", lake.to_str().expect("utf-8"))],
     );
     let key = catalog.bootstrap_key.clone().expect("key");
     let base = format!("{}/api/v1", catalog.url);
@@ -1058,7 +1061,10 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
         .expect("mesh");
     let customer = mesh.iter().find(|g| g.product == "customer").expect("customer");
     let listen = format!("127.0.0.1:{}", free_port());
-    let catalog = Server::start(&["--data-dir", &data, "--listen", &listen], &[]);
+    let catalog = Server::start(
+        &["--data-dir", &data, "--listen", &listen],
+        &[("TESSERA_LAKE__ROOT", lake.to_str().expect("utf-8"))],
+    );
     let key = catalog.bootstrap_key.clone().expect("key");
     let base = format!("{}/api/v1", catalog.url);
     let post = |path: &str, body: Value| {
@@ -1249,10 +1255,132 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
     assert!(closed.is_some(), "the gateway fails closed past max_staleness");
 
     // The catalog returns (same data, same address): the gateway resyncs.
-    let catalog = Server::start(&["--data-dir", &data, "--listen", &listen], &[]);
+    let catalog = Server::start(
+        &["--data-dir", &data, "--listen", &listen],
+        &[("TESSERA_LAKE__ROOT", lake.to_str().expect("utf-8"))],
+    );
     let back = until(&edge_url, &ana, None, count, served).await;
     assert!(back.is_some(), "the gateway resyncs when the catalog returns");
     let _ = edge.kill();
     let _ = edge.wait();
     catalog.terminate();
+}
+
+/// A column another writer adds to a product's table is never served, and the
+/// product reads `drifted` in the catalog (and on `/gateways`) as soon as the
+/// gateway sees the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drifted_table_is_served_through_its_contract_and_reported() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let mesh = tessera_testkit::tpch::write_mesh(lake.to_str().expect("utf-8"), 0.01, &Default::default())
+        .await
+        .expect("mesh");
+    let region = mesh.iter().find(|g| g.product == "region").expect("region");
+    let server = Server::start(
+        &[
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("TESSERA_LAKE__ROOT", lake.to_str().expect("utf-8"))],
+    );
+    let key = server.bootstrap_key.clone().expect("key");
+    let api = format!("{}/api/v1", server.url);
+    for (path, body) in [
+        ("/teams", json!({"name": "customers_team"})),
+        ("/domains", json!({"name": "customers", "owner_team": "customers_team"})),
+        (
+            "/domains/customers/products",
+            json!({"name": "region", "output_ports": [{"major_version": 1, "location": "region"}]}),
+        ),
+    ] {
+        let (status, body) = call(reqwest::Method::POST, format!("{api}{path}"), &key, Some(body)).await;
+        assert_eq!(status, 201, "{path}: {body}");
+    }
+    let contract = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/demo/contracts/customers.region.odcs.yaml"),
+    )
+    .expect("the demo's region contract");
+    let response = reqwest::Client::new()
+        .post(format!("{api}/domains/customers/products/region/contracts"))
+        .bearer_auth(&key)
+        .header("content-type", "application/yaml")
+        .body(contract)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+
+    // Another writer (delta-rs, schema merged) adds a column.
+    let table = tessera_lake::open_table(&region.location, &Default::default())
+        .await
+        .expect("opens")
+        .expect("exists");
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("r_regionkey", DataType::Int64, false),
+            Field::new("r_name", DataType::Utf8, false),
+            Field::new("r_comment", DataType::Utf8, false),
+            Field::new("r_owner_phone", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![5])),
+            Arc::new(StringArray::from(vec!["ATLANTIS"])),
+            Arc::new(StringArray::from(vec!["sunk"])),
+            Arc::new(StringArray::from(vec![Some("555-0100")])),
+        ],
+    )
+    .expect("batch");
+    table
+        .write(vec![batch])
+        .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
+        .await
+        .expect("written");
+
+    let (status, answer) = call(
+        reqwest::Method::POST,
+        format!("{api}/query"),
+        &key,
+        Some(json!({"sql": "SELECT * FROM customers.region ORDER BY r_regionkey"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let columns: Vec<&str> = answer["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        ["r_regionkey", "r_name", "r_comment"],
+        "the contract's columns only"
+    );
+    assert_eq!(answer["rows"].as_array().map(Vec::len), Some(6));
+    let started = std::time::Instant::now();
+    loop {
+        let (_, product) = call(
+            reqwest::Method::GET,
+            format!("{api}/domains/customers/products/region"),
+            &key,
+            None,
+        )
+        .await;
+        if product["health"] == "drifted" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never drifted: {product}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, gateways) = call(reqwest::Method::GET, format!("{api}/gateways"), &key, None).await;
+    let drift = &gateways[0]["drift"][0];
+    assert_eq!(drift["product"], "region", "{gateways}");
+    assert!(drift["mismatches"].to_string().contains("r_owner_phone"), "{gateways}");
 }

@@ -296,6 +296,22 @@ pub async fn report_gateway(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotates the mesh's key for `hash` masks (platform admins).
+///
+/// `hash` masks are keyed (HMAC-SHA-256 with this per-mesh secret, which only
+/// gateways get, in the bundle), so that no dictionary of guessed values can
+/// recompute them. Rotating it moves the catalog's version and is in force on
+/// every gateway with the next bundle: from then on every masked value
+/// changes (results saved earlier no longer match new ones), while within one
+/// bundle version equal values still give equal masked values, so joins and
+/// grouping on masked columns still match. The answer never holds the key.
+#[utoipa::path(post, path = "/api/v1/mask-key/rotate", tag = "policies",
+    responses((status = 204, description = "Rotated: the next bundle carries the new key")))]
+pub async fn rotate_mask_key(State(app): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    app.catalog.rotate_mask_key(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Query audit records from a gateway, in a batch.
 #[utoipa::path(post, path = "/api/v1/audit", tag = "gateways", request_body = AuditBatch,
     responses((status = 204, description = "Stored")))]

@@ -368,6 +368,7 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
             governance::replace_row_filter,
             governance::delete_row_filter
         ))
+        .routes(routes!(governance::rotate_mask_key))
         .routes(routes!(governance::request_access))
         .routes(routes!(governance::list_access_requests))
         .routes(routes!(governance::get_access_request))

@@ -154,6 +154,9 @@ impl Catalog {
             grants,
             masks,
             row_filters,
+            mask_key: self.mask_key().await?,
+            // Token issuers come with the identity work.
+            issuers: Vec::new(),
         };
         content.canonicalize();
         Ok(content)

@@ -65,7 +65,7 @@ impl Catalog {
         }
 
         // The contract must describe its table, where the table already exists.
-        if let Some(verification) = self.verify_against_table(&owned, &contract).await?
+        if let Some(verification) = self.verify_against_table(&owned, &contract, true).await?
             && !verification.mismatches.is_empty()
         {
             return Err(Error::TableMismatch {
@@ -94,30 +94,42 @@ impl Catalog {
     }
 
     /// Verifies a contract against the Delta table of its major version's output
-    /// port; `None` when the product has no port for that major version.
+    /// port; `None` when the product has no port for that major version. The
+    /// table's location shows, in the answer and in errors, to `owner`s only.
     async fn verify_against_table(
         &self,
         product: &Product,
         contract: &odcs::DataContract,
+        owner: bool,
     ) -> Result<Option<Verification>> {
         let major = semver::Version::parse(&contract.version)
             .map(|v| v.major)
             .unwrap_or_default();
-        let Some(port) = product
+        let Some(location) = product
             .output_ports
             .iter()
             .find(|p| u64::from(p.major_version) == major)
+            .and_then(|p| p.location.as_deref())
         else {
             return Ok(None);
         };
-        let options = tessera_lake::storage_options_for(&self.storage, &port.location);
-        let meta = tessera_lake::table_meta(&port.location, &options)
-            .await
-            .map_err(|e| Error::field(format!("output_ports[major_version={major}]"), e.to_string()))?;
+        let options = tessera_lake::storage_options_for(&self.storage, location);
+        let meta = tessera_lake::table_meta(location, &options).await.map_err(|e| {
+            let path = format!("output_ports[major_version={major}]");
+            if owner {
+                Error::field(path, e.to_string())
+            } else {
+                // The error names the location: only the log gets it.
+                tracing::warn!(product = %format!("{}.{}", product.domain, product.name), error = %e,
+                    "cannot read a product's table");
+                Error::field(path, "the product's Delta table cannot be read")
+            }
+        })?;
+        let shown = if owner { location.to_string() } else { String::new() };
         let Some(meta) = meta else {
             return Ok(Some(Verification {
                 contract_version: contract.version.clone(),
-                location: port.location.clone(),
+                location: shown,
                 table_version: None,
                 table_exists: false,
                 mismatches: Vec::new(),
@@ -134,7 +146,7 @@ impl Catalog {
         };
         Ok(Some(Verification {
             contract_version: contract.version.clone(),
-            location: port.location.clone(),
+            location: shown,
             table_version: Some(meta.version),
             table_exists: true,
             mismatches,
@@ -149,15 +161,18 @@ impl Catalog {
         product: &str,
         version: &str,
     ) -> Result<Verification> {
-        let (_, found) = self.visible_product(caller, domain, product).await?;
+        let (owning, found) = self.visible_product(caller, domain, product).await?;
+        let owner = self.authz.owns_product(caller, &owning, &found);
         let stored = self.get_contract(caller, domain, product, version).await?;
         let contract = stored_contract(&stored)?;
-        self.verify_against_table(&found, &contract).await?.ok_or_else(|| {
-            Error::Conflict(format!(
-                "{domain}.{product} has no output port for major version {}",
-                contract.version.split('.').next().unwrap_or("?")
-            ))
-        })
+        self.verify_against_table(&found, &contract, owner)
+            .await?
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "{domain}.{product} has no output port for major version {}",
+                    contract.version.split('.').next().unwrap_or("?")
+                ))
+            })
     }
 
     /// Publication needs the latest contract's table to exist and match it.
@@ -176,7 +191,7 @@ impl Catalog {
             detail,
             mismatches,
         };
-        match self.verify_against_table(product, &contract).await? {
+        match self.verify_against_table(product, &contract, true).await? {
             None => Err(refuse(
                 format!(
                     "{}.{} cannot be published: it has no output port for major version {} of its contract",

@@ -74,6 +74,7 @@ impl From<StoreError> for Error {
         match err {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             StoreError::Conflict(msg) => Self::Conflict(msg),
+            overlap @ StoreError::LocationOverlap { .. } => Self::Conflict(overlap.to_string()),
             StoreError::PreconditionFailed { current } => Self::PreconditionFailed { current },
             StoreError::IllegalTransition(msg) => Self::IllegalTransition(msg),
             StoreError::Invalid(msg) => Self::field("", msg),

@@ -4,6 +4,7 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use tessera_contracts::api::{AuditBatch, FieldError, GatewayReport, GatewayState, GatewayStatus};
 
+use super::products::Drifted;
 use super::validate::{check_name, field, finish};
 use super::{Catalog, Error, Result};
 use crate::authz::Caller;
@@ -12,6 +13,33 @@ use crate::authz::Caller;
 /// (gateways report at least every watch cycle, 25 s).
 const REPORT_INTERVAL_GRACE: ChronoDuration = ChronoDuration::seconds(90);
 
+/// A product reads `drifted` while a gateway that reported within this long
+/// lists it (a gateway gone for good stops counting after it).
+const DRIFT_WINDOW: ChronoDuration = ChronoDuration::hours(1);
+
+/// Checks a report's drift list: names, versions and sizes.
+fn check_drift(report: &GatewayReport) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if report.drift.len() > 10_000 {
+        errors.push(field("drift", "at most 10000 products"));
+    }
+    for (i, d) in report.drift.iter().enumerate() {
+        for (name, value) in [("domain", &d.domain), ("product", &d.product)] {
+            if let Err(mut e) = check_name(name, value) {
+                e.path = format!("drift[{i}].{name}");
+                errors.push(e);
+            }
+        }
+        if d.major_version == 0 {
+            errors.push(field(&format!("drift[{i}].major_version"), "major versions start at 1"));
+        }
+        if d.mismatches.len() > 1000 {
+            errors.push(field(&format!("drift[{i}].mismatches"), "at most 1000 mismatches"));
+        }
+    }
+    errors
+}
+
 impl Catalog {
     pub async fn report_gateway(&self, caller: &Caller, name: &str, report: GatewayReport) -> Result<()> {
         self.authz.require_admin(caller)?;
@@ -19,6 +47,7 @@ impl Catalog {
         if report.error.as_ref().is_some_and(|e| e.chars().count() > 4000) {
             return Err(Error::Invalid(vec![field("error", "at most 4000 characters")]));
         }
+        finish(check_drift(&report))?;
         Ok(self.store.report_gateway(name, &report).await?)
     }
 
@@ -46,6 +75,7 @@ impl Catalog {
                     hash: row.report.hash,
                     rejected_version: row.report.rejected_version,
                     error: row.report.error,
+                    drift: row.report.drift,
                     reported_at: row.reported_at,
                 }
             })
@@ -70,6 +100,20 @@ impl Catalog {
             .collect();
         finish(errors)?;
         Ok(self.store.add_audit(&batch.gateway, &batch.records).await?)
+    }
+
+    /// The products that a gateway which reported within the last hour lists
+    /// as drifting (one read of the gateways' reports).
+    pub(super) async fn drifted_products(&self) -> Result<Drifted> {
+        let since = Utc::now() - DRIFT_WINDOW;
+        Ok(self
+            .store
+            .gateway_drift()
+            .await?
+            .into_iter()
+            .filter(|(at, _)| *at >= since)
+            .flat_map(|(_, drift)| drift.into_iter().map(|d| (d.domain, d.product)))
+            .collect())
     }
 
     /// Records a report of the gateway running in this process (`tessera

@@ -133,30 +133,35 @@ impl Catalog {
         Ok(latest.into_iter().map(|(m, (_, o))| (m, o)).collect())
     }
 
-    /// The ports of a product for the bundle, each with its contract's columns.
+    /// The ports of a product for the bundle, each with its contract's
+    /// columns and the schema object served (trimmed to what serving needs).
+    /// A port without a location (none is stored so) is left out.
     pub(super) async fn bundle_ports(&self, product: &Product) -> Result<Vec<BundlePort>> {
         let schemas = self.schemas_by_major(&product.domain, &product.name).await?;
         Ok(product
             .output_ports
             .iter()
-            .map(|port| BundlePort {
-                major_version: port.major_version,
-                location: port.location.clone(),
-                columns: schemas
-                    .get(&port.major_version)
-                    .and_then(|o| o.properties.as_ref())
-                    .map(|props| {
-                        props
-                            .iter()
-                            .filter_map(|p| {
-                                Some(PolicyColumn {
-                                    name: odcs::arrow::column_name(p)?.to_string(),
-                                    classification: p.classification.clone(),
+            .filter_map(|port| {
+                let object = schemas.get(&port.major_version);
+                Some(BundlePort {
+                    major_version: port.major_version,
+                    location: port.location.clone()?,
+                    columns: object
+                        .and_then(|o| o.properties.as_ref())
+                        .map(|props| {
+                            props
+                                .iter()
+                                .filter_map(|p| {
+                                    Some(PolicyColumn {
+                                        name: odcs::arrow::column_name(p)?.to_string(),
+                                        classification: p.classification.clone(),
+                                    })
                                 })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    schema: object.map(odcs::served::served_object),
+                })
             })
             .collect())
     }

@@ -14,6 +14,7 @@ mod gateways;
 mod governance;
 mod principals;
 mod products;
+mod secrets;
 mod teams;
 mod validate;
 
@@ -39,6 +40,9 @@ pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     /// Credentials per storage location, for reading tables' metadata.
     storage: Arc<Vec<tessera_lake::StorageLocation>>,
+    /// The lake root as a `file` URL ending in `/`: new domains' default
+    /// storage root is `<lake root><domain>/`.
+    lake_root: Arc<String>,
     pub authz: Authz,
     /// Turns true when the server shuts down, so that parked watches answer at
     /// once instead of holding the shutdown up.
@@ -74,6 +78,10 @@ impl Catalog {
         Self {
             store,
             storage: Arc::default(),
+            lake_root: Arc::new(
+                crate::storage::root_of_path(std::path::Path::new(".tessera/lake"))
+                    .unwrap_or_else(|_| "file:///tessera/lake/".into()),
+            ),
             authz: Authz,
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             parked: Arc::default(),
@@ -85,6 +93,15 @@ impl Catalog {
     pub fn with_storage(mut self, storage: Vec<tessera_lake::StorageLocation>) -> Self {
         self.storage = Arc::new(storage);
         self
+    }
+
+    /// The same catalog giving new domains their default storage root under
+    /// `lake_root` (an absolute directory; see [`crate::config::Config::lake_root`]).
+    pub fn with_lake_root(mut self, lake_root: &std::path::Path) -> anyhow::Result<Self> {
+        let root = crate::storage::root_of_path(lake_root)
+            .map_err(|e| anyhow::anyhow!("the lake root {}: {e}", lake_root.display()))?;
+        self.lake_root = Arc::new(root);
+        Ok(self)
     }
 
     /// Releases every parked watch; called when the server begins to shut down.

@@ -1,15 +1,86 @@
 //! Data products: registration, listing and search, lifecycle, and lineage.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use tessera_contracts::api::{
-    Domain, Lineage, LineageEdge, LineageNode, Page, Product, ProductCreate, ProductStatus, ProductUpdate, Visibility,
+    Domain, FieldError, Health, Lineage, LineageEdge, LineageNode, OutputPort, Page, Product, ProductCreate,
+    ProductStatus, ProductUpdate, Visibility,
 };
 
 use super::validate::{MAX_LIMIT, check_inputs, check_len, check_name, check_ports, finish, normalize_tags, page};
 use super::{Catalog, Error, Paging, Result};
 use crate::authz::Caller;
-use crate::store::{PageRequest, ProductQuery};
+use crate::storage;
+use crate::store::{PageRequest, ProductQuery, StoreError};
+
+/// Products (as `(domain, product)`) that some gateway currently reports drifting.
+pub(super) type Drifted = HashSet<(String, String)>;
+
+/// A product as `caller` sees it: the locations of its output ports only for
+/// its owners (and admins), and its health `drifted` while a gateway reports
+/// its table drifting from its contract.
+fn present(owner: bool, drifted: &Drifted, mut product: Product) -> Product {
+    if !owner {
+        for port in &mut product.output_ports {
+            port.location = None;
+        }
+    }
+    if drifted.contains(&(product.domain.clone(), product.name.clone())) {
+        product.health = Health::Drifted;
+    }
+    product
+}
+
+/// Normalises output ports' locations to absolute URLs (a relative path
+/// against the domain's first storage root, local paths with their links
+/// resolved) and checks that each lies under one of the domain's roots and
+/// that the product's own ports do not overlap.
+fn normalize_ports(errors: &mut Vec<FieldError>, domain: &Domain, ports: &mut [OutputPort]) {
+    let roots = &domain.storage_roots;
+    let mut done: Vec<(u32, String)> = Vec::with_capacity(ports.len());
+    for (i, port) in ports.iter_mut().enumerate() {
+        let path = format!("output_ports[{i}].location");
+        let Some(raw) = port.location.as_deref() else { continue };
+        if errors.iter().any(|e| e.path == path) {
+            continue;
+        }
+        let refuse = |message: String| FieldError {
+            path: path.clone(),
+            message,
+        };
+        match storage::normalize_location(raw, roots.first().map(String::as_str)) {
+            Ok(location) if !storage::under_roots(&location, roots) => errors.push(refuse(if roots.is_empty() {
+                format!("domain {:?} has no storage roots yet: an admin sets them", domain.name)
+            } else {
+                format!(
+                    "{location} does not lie under the storage roots of domain {:?}: {}",
+                    domain.name,
+                    roots.join(", ")
+                )
+            })),
+            Ok(location) => {
+                if let Some((major, _)) = done.iter().find(|(_, l)| storage::overlaps(l, &location)) {
+                    errors.push(refuse(format!(
+                        "{location} overlaps the location of this product's output port v{major}"
+                    )));
+                }
+                done.push((port.major_version, location.clone()));
+                port.location = Some(location);
+            }
+            Err(message) => errors.push(refuse(message)),
+        }
+    }
+}
+
+/// A location taken by another product: admins are told which.
+fn location_conflict(caller: &Caller, err: StoreError) -> Error {
+    match err {
+        StoreError::LocationOverlap { port, owner } if caller.is_admin() => {
+            Error::Conflict(format!("{port}: the location overlaps the storage of {owner}"))
+        }
+        other => other.into(),
+    }
+}
 
 impl Catalog {
     /// The product if the caller may see it, with its domain; "not found" otherwise,
@@ -25,6 +96,11 @@ impl Catalog {
     }
 
     pub(super) async fn owned_product(&self, caller: &Caller, domain: &str, name: &str) -> Result<Product> {
+        Ok(self.owned_product_in(caller, domain, name).await?.1)
+    }
+
+    /// The product, which the caller must own, with its domain.
+    async fn owned_product_in(&self, caller: &Caller, domain: &str, name: &str) -> Result<(Domain, Product)> {
         let (owning, product) = self.visible_product(caller, domain, name).await?;
         if !self.authz.owns_product(caller, &owning, &product) {
             return Err(Error::Forbidden(format!(
@@ -32,11 +108,11 @@ impl Catalog {
                 product.owner_team, owning.owner_team
             )));
         }
-        Ok(product)
+        Ok((owning, product))
     }
 
     pub async fn create_product(&self, caller: &Caller, domain: &str, mut body: ProductCreate) -> Result<Product> {
-        let owning = self.get_domain(caller, domain).await?;
+        let owning = self.visible_domain(caller, domain).await?;
         self.authz.require_domain_owner(caller, &owning)?;
         let mut errors = Vec::new();
         if let Err(e) = check_name("name", &body.name) {
@@ -51,14 +127,22 @@ impl Catalog {
         check_len(&mut errors, "description", body.description.as_ref(), 10_000);
         body.tags = normalize_tags(&mut errors, "tags", &body.tags);
         check_ports(&mut errors, &body.output_ports);
+        normalize_ports(&mut errors, &owning, &mut body.output_ports);
         body.output_ports.sort_by_key(|p| p.major_version);
         body.input_ports = check_inputs(&mut errors, &body.input_ports);
         finish(errors)?;
-        Ok(self.store.create_product(caller.name(), domain, &body).await?)
+        let created = self
+            .store
+            .create_product(caller.name(), domain, &body)
+            .await
+            .map_err(|e| location_conflict(caller, e))?;
+        Ok(present(true, &self.drifted_products().await?, created))
     }
 
     pub async fn get_product(&self, caller: &Caller, domain: &str, name: &str) -> Result<Product> {
-        Ok(self.visible_product(caller, domain, name).await?.1)
+        let (owning, product) = self.visible_product(caller, domain, name).await?;
+        let owner = self.authz.owns_product(caller, &owning, &product);
+        Ok(present(owner, &self.drifted_products().await?, product))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -94,7 +178,22 @@ impl Catalog {
             page: request.clone(),
         };
         let rows = self.store.list_products(&query).await?;
-        Ok(page(rows, &request, |p| format!("{}.{}", p.domain, p.name)))
+        let mut listed = page(rows, &request, |p| format!("{}.{}", p.domain, p.name));
+        let owned: HashSet<String> = if caller.is_admin() {
+            HashSet::new()
+        } else {
+            self.store.owned_domains(caller.name()).await?.into_iter().collect()
+        };
+        let drifted = self.drifted_products().await?;
+        listed.items = listed
+            .items
+            .into_iter()
+            .map(|p| {
+                let owner = caller.is_admin() || owned.contains(&p.domain) || caller.teams.contains(&p.owner_team);
+                present(owner, &drifted, p)
+            })
+            .collect();
+        Ok(listed)
     }
 
     pub async fn update_product(
@@ -105,7 +204,7 @@ impl Catalog {
         if_match: Option<i64>,
         mut body: ProductUpdate,
     ) -> Result<Product> {
-        let current = self.owned_product(caller, domain, name).await?;
+        let (owning, current) = self.owned_product_in(caller, domain, name).await?;
         if body.status == Some(ProductStatus::Published) && current.status != ProductStatus::Published {
             self.check_publishable(&current).await?;
         }
@@ -122,16 +221,19 @@ impl Catalog {
         }
         if let Some(ports) = &mut body.output_ports {
             check_ports(&mut errors, ports);
+            normalize_ports(&mut errors, &owning, ports);
             ports.sort_by_key(|p| p.major_version);
         }
         if let Some(inputs) = &body.input_ports {
             body.input_ports = Some(check_inputs(&mut errors, inputs));
         }
         finish(errors)?;
-        Ok(self
+        let updated = self
             .store
             .update_product(caller.name(), domain, name, if_match, &body)
-            .await?)
+            .await
+            .map_err(|e| location_conflict(caller, e))?;
+        Ok(present(true, &self.drifted_products().await?, updated))
     }
 
     pub async fn delete_product(&self, caller: &Caller, domain: &str, name: &str, if_match: Option<i64>) -> Result<()> {

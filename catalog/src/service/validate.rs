@@ -146,7 +146,13 @@ pub(super) fn check_ports(errors: &mut Vec<FieldError>, ports: &[OutputPort]) {
                 message: format!("major version {} has more than one output port", port.major_version),
             });
         }
-        let location = port.location.trim();
+        let Some(location) = port.location.as_deref().map(str::trim) else {
+            errors.push(FieldError {
+                path: format!("output_ports[{i}].location"),
+                message: "an output port needs the location of its Delta table".into(),
+            });
+            continue;
+        };
         if location.is_empty() || location.len() > 2048 || location.chars().any(char::is_control) {
             errors.push(FieldError {
                 path: format!("output_ports[{i}].location"),

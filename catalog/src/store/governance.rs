@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tessera_contracts::api::{
-    AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditRecord, GatewayReport, UsageRecord,
+    AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditRecord, Drift, GatewayReport, UsageRecord,
 };
 
 use super::{PageRequest, Result};
@@ -128,6 +128,9 @@ pub trait GovernanceStore: Send + Sync + 'static {
 
     async fn report_gateway(&self, name: &str, report: &GatewayReport) -> Result<()>;
     async fn list_gateways(&self) -> Result<Vec<GatewayRow>>;
+    /// The non-empty drift lists of gateways' latest reports, with when each
+    /// was reported (none at all, the usual case, reads no row).
+    async fn gateway_drift(&self) -> Result<Vec<(DateTime<Utc>, Vec<Drift>)>>;
 
     /// Stores audit records (each query id once); returns how many were new.
     async fn add_audit(&self, gateway: &str, records: &[AuditRecord]) -> Result<u64>;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tessera_contracts::api::Change;
+use tessera_contracts::bundle::MaskKey;
 use tokio::sync::watch;
 
 pub use contracts::{ContractStore, NewContract};
@@ -51,6 +52,11 @@ pub enum StoreError {
     /// The request names something that does not exist or breaks a rule.
     #[error("{0}")]
     Invalid(String),
+    /// An output port's location equals, or nests with, the location of
+    /// another product (`owner`, as `domain.product`, which only admins may
+    /// be told).
+    #[error("{port}: the location overlaps another product's storage")]
+    LocationOverlap { port: String, owner: String },
     /// The database cannot be reached now (connection lost, pool exhausted or
     /// closed): the same request may succeed when retried.
     #[error("the database is unavailable: {0}")]
@@ -89,6 +95,12 @@ pub trait CatalogStore:
     async fn ping(&self) -> Result<()>;
     async fn version(&self) -> Result<i64>;
     async fn changes(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
+    /// The mesh's key for `hash` masks, once created.
+    async fn mask_key(&self) -> Result<Option<MaskKey>>;
+    /// Stores the mesh's mask key, logged without the key: at first start
+    /// (`replace` false: a key already there stays, and `false` is returned),
+    /// or rotating it (`replace` true).
+    async fn put_mask_key(&self, actor: &str, key: &MaskKey, replace: bool) -> Result<bool>;
 }
 
 /// Opens the store a database URL names (`sqlite:` or `postgres:`), applying

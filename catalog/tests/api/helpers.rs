@@ -169,6 +169,17 @@ impl TestApp {
         self.config.data_dir.clone()
     }
 
+    /// The lake root in force (`<data_dir>/lake` by default).
+    pub fn lake_root(&self) -> PathBuf {
+        self.config.lake_root()
+    }
+
+    /// The running catalog's service, for what only the process itself does
+    /// (the in-process gateway's reports).
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog.as_ref().expect("the catalog runs")
+    }
+
     pub fn config(&self) -> Config {
         self.config.clone()
     }
@@ -324,6 +335,15 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// The `file` URL the catalog stores for a local path (links resolved, no
+/// trailing slash).
+pub fn file_url(path: &std::path::Path) -> String {
+    tessera_catalog::storage::root_of_path(path)
+        .expect("a local path")
+        .trim_end_matches('/')
+        .to_string()
 }
 
 async fn read(response: reqwest::Response) -> Reply {

@@ -1,60 +1,74 @@
 //! The catalog's API tests: one binary, to save link time.
 //!
-//! `stories` is the conformance suite: every story runs against SQLite and against
-//! PostgreSQL (a fresh database on 127.0.0.1:5432 per test). `units` holds the
-//! unit tests (the library has no test binary of its own).
+//! `stories` and `seams` (the governance seams of issue #16: storage
+//! ownership, the mask key, drift) are the conformance suite: every story runs
+//! against SQLite and against PostgreSQL (a fresh database on 127.0.0.1:5432
+//! per test). `units` holds the unit tests (the library has no test binary of
+//! its own).
 
 mod helpers;
+mod seams;
 mod stories;
 mod units;
 
 use helpers::{Backend, TestApp};
 
 macro_rules! conformance {
-    ($($story:ident),* $(,)?) => {
+    ($($module:ident: [$($story:ident),* $(,)?]),* $(,)?) => {
         mod sqlite {
-            $(
+            $($(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $story() {
                     let mut app = super::TestApp::spawn(super::Backend::Sqlite).await;
-                    super::stories::$story(&mut app).await;
+                    super::$module::$story(&mut app).await;
                     app.stop().await;
                 }
-            )*
+            )*)*
         }
         mod postgres {
-            $(
+            $($(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $story() {
                     let mut app = super::TestApp::spawn(super::Backend::Postgres).await;
-                    super::stories::$story(&mut app).await;
+                    super::$module::$story(&mut app).await;
                     app.stop().await;
                 }
-            )*
+            )*)*
         }
     };
 }
 
 conformance!(
-    authentication,
-    principals_and_keys,
-    last_admin_is_protected,
-    teams_and_members,
-    domains,
-    products_and_visibility,
-    product_listing_filters_and_pages,
-    lineage,
-    lifecycle,
-    contracts,
-    change_log_and_watch,
-    concurrent_updates_with_if_match,
-    bad_input_is_refused_whole,
-    data_survives_restart,
-    system_endpoints,
-    contract_validation_and_compatibility,
-    contracts_are_verified_against_the_table,
-    quality_runs,
-    governance,
+    stories: [
+        authentication,
+        principals_and_keys,
+        last_admin_is_protected,
+        teams_and_members,
+        domains,
+        products_and_visibility,
+        product_listing_filters_and_pages,
+        lineage,
+        lifecycle,
+        contracts,
+        change_log_and_watch,
+        concurrent_updates_with_if_match,
+        bad_input_is_refused_whole,
+        data_survives_restart,
+        system_endpoints,
+        contract_validation_and_compatibility,
+        contracts_are_verified_against_the_table,
+        quality_runs,
+        governance,
+    ],
+    seams: [
+        storage_roots_are_set_by_admins,
+        locations_lie_under_the_domain_roots,
+        locations_never_overlap,
+        concurrent_registrations_of_one_location,
+        locations_show_to_owners_only,
+        the_mask_key_is_only_in_bundles,
+        drift_reports_mark_products_drifted,
+    ],
 );
 
 /// The catalog's part of the OpenAPI document is the one committed in

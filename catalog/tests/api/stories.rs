@@ -398,7 +398,7 @@ pub async fn products_and_visibility(app: &mut TestApp) {
             "/api/v1/domains/sales/products",
             &owner,
             json!({"name": "orders", "title": "Orders", "tags": ["tpch", "core", "tpch"],
-                   "output_ports": [{"major_version": 1, "location": "s3://lake/sales/orders"}]}),
+                   "output_ports": [{"major_version": 1, "location": "orders"}]}),
         )
         .await
         .expect(201);
@@ -440,8 +440,8 @@ pub async fn products_and_visibility(app: &mut TestApp) {
         .patch(
             "/api/v1/domains/sales/products/orders",
             &owner,
-            json!({"output_ports": [{"major_version": 2, "location": "s3://lake/sales/orders_v2"},
-                                    {"major_version": 1, "location": "s3://lake/sales/orders"}]}),
+            json!({"output_ports": [{"major_version": 2, "location": "orders_v2"},
+                                    {"major_version": 1, "location": "orders"}]}),
             None,
         )
         .await
@@ -1718,7 +1718,7 @@ pub async fn governance(app: &mut TestApp) {
     app.product(
         "sales",
         &owner,
-        json!({"name": "orders", "output_ports": [{"major_version": 1, "location": "/nowhere/orders"}]}),
+        json!({"name": "orders", "output_ports": [{"major_version": 1, "location": "orders"}]}),
     )
     .await;
     app.product("sales", &owner, json!({"name": "secret", "visibility": "restricted"}))
@@ -1924,7 +1924,7 @@ pub async fn governance(app: &mut TestApp) {
     let bundle = app.get("/api/v1/bundle", &admin).await.expect(200);
     let hash = bundle.etag().trim_matches('"').to_string();
     let bundle = bundle.json();
-    assert_eq!(bundle["format"], 2);
+    assert_eq!(bundle["format"], 3);
     assert_eq!(bundle["content"]["row_filters"][0]["expression"], "o_custkey < 50");
     assert_eq!(bundle["content"]["masks"].as_array().map(Vec::len), Some(2));
     assert_eq!(bundle["content"]["grants"].as_array().map(Vec::len), Some(2));
@@ -1938,6 +1938,16 @@ pub async fn governance(app: &mut TestApp) {
         orders["output_ports"][0]["columns"][2],
         json!({"name": "o_clerk", "classification": "internal"})
     );
+    // Format 3: each port's location is absolute, and its contract's schema
+    // object, trimmed to what serving needs, goes with it.
+    let port = &orders["output_ports"][0];
+    assert_eq!(
+        port["location"],
+        crate::helpers::file_url(&app.lake_root().join("sales/orders"))
+    );
+    assert_eq!(port["schema"]["name"], "orders");
+    assert_eq!(port["schema"]["properties"].as_array().map(Vec::len), Some(3));
+    assert_eq!(port["schema"]["properties"][2]["classification"], "internal");
 
     // Gateways report; the catalog tells SYNCED, STALE and NACKED apart.
     let report = |version: i64, hash: &str, rejected: Option<i64>| {

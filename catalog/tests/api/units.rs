@@ -131,3 +131,76 @@ fn unknown_keys_are_refused_and_secrets_hidden() {
         Ok(())
     });
 }
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn the_lake_root_defaults_under_the_data_dir_and_layers() {
+    figment::Jail::expect_with(|jail| {
+        let c = Config::load(None, &Overrides::default()).expect("loads");
+        assert_eq!(c.lake_root(), std::path::absolute(".tessera/lake").expect("absolute"));
+        assert!(c.lake_root().is_absolute());
+        jail.create_file("tessera.toml", "[lake]\nroot = \"/srv/lake\"")?;
+        let c = Config::load(Some(Path::new("tessera.toml")), &Overrides::default()).expect("loads");
+        assert_eq!(c.lake_root(), PathBuf::from("/srv/lake"));
+        jail.set_env("TESSERA_LAKE__ROOT", "/mnt/lake");
+        let c = Config::load(Some(Path::new("tessera.toml")), &Overrides::default()).expect("loads");
+        assert_eq!(c.lake_root(), PathBuf::from("/mnt/lake"), "env over file");
+        jail.create_file("bad.toml", "[lake]\nrot = \"/x\"")?;
+        Config::load(Some(Path::new("bad.toml")), &Overrides::default()).expect_err("a typo");
+        Ok(())
+    });
+}
+
+#[test]
+fn locations_overlap_at_path_boundaries_only() {
+    use tessera_catalog::storage::{normalize_location, normalize_root, overlaps, under_roots};
+    assert!(overlaps("s3://b/sales/orders", "s3://b/sales/orders"));
+    assert!(overlaps("s3://b/sales/orders", "s3://b/sales/orders/"));
+    assert!(overlaps("s3://b/sales/orders/part", "s3://b/sales/orders"));
+    assert!(overlaps("s3://b/sales", "s3://b/sales/orders"));
+    assert!(overlaps("file:///", "file:///lake/x"));
+    assert!(!overlaps("s3://b/sales/orders_v2", "s3://b/sales/orders"));
+    assert!(!overlaps("s3://b/sales/orders", "s3://c/sales/orders"));
+    let roots = ["s3://b/sales/".to_string()];
+    assert!(under_roots("s3://b/sales/orders", &roots));
+    assert!(!under_roots("s3://b/sales", &roots), "a root is not a location");
+    assert!(!under_roots("s3://b/salesman/a", &roots));
+    assert_eq!(normalize_root("s3://B/sales").as_deref(), Ok("s3://b/sales/"));
+    assert_eq!(normalize_root("/").as_deref(), Ok("file:///"));
+    assert!(normalize_root("sales/").is_err(), "roots are absolute");
+    let first = Some("s3://b/sales/");
+    assert_eq!(
+        normalize_location("orders/", first).as_deref(),
+        Ok("s3://b/sales/orders")
+    );
+    assert_eq!(
+        normalize_location("./a/../orders", first).as_deref(),
+        Ok("s3://b/sales/orders")
+    );
+    assert_eq!(
+        normalize_location("../customers/c", first).as_deref(),
+        Ok("s3://b/customers/c")
+    );
+    assert_eq!(
+        normalize_location("s3://b/sales/x/", None).as_deref(),
+        Ok("s3://b/sales/x")
+    );
+    assert_eq!(
+        normalize_location("/lake/./sales/../sales/x", None).as_deref(),
+        Ok("file:///lake/sales/x")
+    );
+    for refused in [
+        "s3://b/sales//x",
+        "s3://b/sales/a%2fb",
+        "s3://u:p@b/x",
+        "s3:///x",
+        "file://host/x",
+        "a\\b",
+    ] {
+        assert!(normalize_location(refused, first).is_err(), "{refused}");
+    }
+    assert!(
+        normalize_location("orders", None).is_err(),
+        "no root to resolve against"
+    );
+}

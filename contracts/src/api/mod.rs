@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use self::query::{Column, PURPOSE_HEADER, QUERY_ID_HEADER, QueryRequest, QueryResult};
+pub use self::query::{Column, NOTICE_HEADER, PURPOSE_HEADER, QUERY_ID_HEADER, QueryRequest, QueryResult};
 pub use crate::lifecycle::ProductStatus;
 pub use crate::odcs::arrow::Mismatch;
 pub use crate::odcs::compat::{Mode as Compatibility, Verdict, Violation};
@@ -141,7 +141,7 @@ object_only!(Attributes {
 
 object_only!(OutputPort {
     major_version: u32,
-    location: String,
+    location: Option<String> = default,
 });
 
 /// A user or a service account.
@@ -322,6 +322,11 @@ pub struct Domain {
     pub description: String,
     /// Members of this team own the domain's products and contracts.
     pub owner_team: String,
+    /// Where the domain's products keep their tables: URL prefixes (ending in
+    /// `/`) that every output port's location lies under. Shown to the
+    /// domain's owners and to admins only (empty for everyone else).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_roots: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub revision: i64,
@@ -340,6 +345,10 @@ pub struct DomainCreate {
     pub description: Option<String>,
     #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
     pub owner_team: String,
+    /// Storage roots (admins only): absolute URLs or paths; by default
+    /// `<lake root>/<domain>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_roots: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -354,6 +363,9 @@ pub struct DomainUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
     pub owner_team: Option<String>,
+    /// Storage roots (admins only); products' existing locations must stay under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_roots: Option<Vec<String>>,
 }
 
 // ---------------------------------------------------------------- products
@@ -391,9 +403,15 @@ impl Visibility {
 pub struct OutputPort {
     #[schema(minimum = 1)]
     pub major_version: u32,
-    /// The Delta table's location: a path or URL (`file:///...`, `s3://bucket/prefix`).
+    /// The Delta table's location. When registering: a URL (`file:///...`,
+    /// `s3://bucket/prefix`), an absolute path, or a path relative to the
+    /// domain's first storage root; it must lie under one of the domain's
+    /// storage roots, and no other product's location may equal or nest with
+    /// it. Stored, and answered, as an absolute URL, to the product's owners
+    /// and admins only (absent for everyone else). Required when registering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 2048)]
-    pub location: String,
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -597,6 +615,10 @@ pub enum Health {
     Degraded,
     /// An error-level rule failed, or the data is staler than its SLA.
     Failing,
+    /// A gateway found the product's Delta table no longer matching its
+    /// contract (a column dropped, retyped or added by another writer): it
+    /// serves the contract's columns of the last version that matched.
+    Drifted,
 }
 
 impl Health {
@@ -606,12 +628,19 @@ impl Health {
             Self::Healthy => "healthy",
             Self::Degraded => "degraded",
             Self::Failing => "failing",
+            Self::Drifted => "drifted",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Unknown, Self::Healthy, Self::Degraded, Self::Failing]
-            .into_iter()
-            .find(|h| h.as_str() == s)
+        [
+            Self::Unknown,
+            Self::Healthy,
+            Self::Degraded,
+            Self::Failing,
+            Self::Drifted,
+        ]
+        .into_iter()
+        .find(|h| h.as_str() == s)
     }
 
     /// The health a set of results shows.
@@ -684,7 +713,8 @@ pub struct QualityRunCreate {
     /// The contract version whose rules ran.
     pub contract_version: String,
     /// The Delta table version measured.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "delta_version::optional")]
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub table_version: Option<u64>,
     /// When the measurement was taken (default: when reported).
     #[serde(default)]
@@ -811,6 +841,73 @@ pub struct GatewayReport {
     #[serde(default)]
     #[schema(max_length = 4000)]
     pub error: Option<String>,
+    /// Products whose Delta table this gateway found no longer matching their
+    /// contract, as of this report (the whole list: an empty one clears it).
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    pub drift: Vec<Drift>,
+}
+
+/// Delta table versions (and major versions) as clients send them: the Delta
+/// log counts versions in an `i64`, so larger numbers are refused rather than
+/// stored wrapped.
+mod delta_version {
+    use serde::{Deserialize, Deserializer};
+
+    const MAX: u64 = i64::MAX as u64;
+
+    fn check<E: serde::de::Error>(v: u64) -> Result<u64, E> {
+        if v > MAX {
+            Err(E::custom(format!("a Delta version is at most {MAX}, not {v}")))
+        } else {
+            Ok(v)
+        }
+    }
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        check(u64::deserialize(d)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<u64>::deserialize(d)?.map(check).transpose()
+    }
+
+    /// A major version: 1 to `i32::MAX` (what the catalog stores).
+    pub fn major<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let v = u32::deserialize(d)?;
+        if v == 0 || i32::try_from(v).is_err() {
+            return Err(serde::de::Error::custom(format!(
+                "a major version is 1 to {}, not {v}",
+                i32::MAX
+            )));
+        }
+        Ok(v)
+    }
+}
+
+/// A product's table that no longer matches its contract, as a gateway found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Drift {
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub domain: String,
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,62}$")]
+    pub product: String,
+    #[serde(deserialize_with = "delta_version::major")]
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
+    pub major_version: u32,
+    /// The Delta version found not matching.
+    #[serde(deserialize_with = "delta_version::one")]
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
+    pub table_version: u64,
+    /// The version served instead (the last that matched), if any: only when
+    /// a contract column was dropped or retyped; new columns are simply not served.
+    #[serde(default, deserialize_with = "delta_version::optional")]
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
+    pub serving_version: Option<u64>,
+    /// What does not match, as `verify` reports it.
+    #[schema(max_items = 1000)]
+    pub mismatches: Vec<Mismatch>,
 }
 
 /// A gateway's bundle as the catalog last heard of it.
@@ -835,6 +932,9 @@ pub struct GatewayStatus {
     pub rejected_version: Option<i64>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Products it found drifting from their contract.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
     pub reported_at: DateTime<Utc>,
 }
 

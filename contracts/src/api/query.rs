@@ -10,6 +10,10 @@ use super::Problem;
 pub const PURPOSE_HEADER: &str = "tessera-purpose";
 /// The response header naming a query (as in its audit record).
 pub const QUERY_ID_HEADER: &str = "tessera-query-id";
+/// The response header (and Flight SQL metadata) saying what a policy did to
+/// the query, once per notice, e.g. `row filter customer_regions applied to
+/// customers.customer`.
+pub const NOTICE_HEADER: &str = "tessera-notice";
 
 /// A query.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -39,6 +43,10 @@ pub struct Column {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QueryResult {
     pub query_id: String,
+    /// What the policies did to the query (row filters and masks applied),
+    /// without revealing hidden data; also sent as `Tessera-Notice` headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub columns: Vec<Column>,
     /// One object per row, keyed by column name.
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,

@@ -6,6 +6,7 @@ pub mod arrow;
 pub mod compat;
 mod model;
 pub mod quality;
+pub mod served;
 mod validate;
 
 pub use model::*;

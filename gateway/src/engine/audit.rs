@@ -90,6 +90,33 @@ impl Touched {
     pub fn governed(&self) -> bool {
         !self.masks.is_empty() || !self.filters.is_empty()
     }
+
+    /// What the policies did to the query, said without revealing hidden data:
+    /// `row filter customer_regions applied to customers.customer`, `mask
+    /// pii_hashed applied to customers.customer (c_name, c_phone)`. Clients
+    /// get them as PostgreSQL notices, HTTP headers and Flight metadata.
+    pub fn notices(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .filters
+            .iter()
+            .filter_map(|f| f.split_once(':'))
+            .map(|(filter, table)| format!("row filter {filter} applied to {table}"))
+            .collect();
+        let mut masks: std::collections::BTreeMap<(&str, &str), Vec<&str>> = std::collections::BTreeMap::new();
+        for entry in &self.masks {
+            if let Some((mask, column)) = entry.split_once(':')
+                && let Some((table, column)) = column.rsplit_once('.')
+            {
+                masks.entry((mask, table)).or_default().push(column);
+            }
+        }
+        out.extend(
+            masks
+                .into_iter()
+                .map(|((mask, table), columns)| format!("mask {mask} applied to {table} ({})", columns.join(", "))),
+        );
+        out
+    }
 }
 
 /// What a plan reads (its table scans, in subqueries too) and under which policies.

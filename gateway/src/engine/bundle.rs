@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use tessera_contracts::api::Drift;
 use tessera_contracts::bundle::{Bundle, BundleError};
 use tokio::sync::watch;
 
 use super::{Engine, Principal};
 use crate::error::QueryError;
+use crate::served::Served;
 
 /// A bundle checked and indexed for serving.
 #[derive(Debug)]
@@ -19,6 +21,10 @@ pub(super) struct Compiled {
     pub(super) bundle: Bundle,
     /// Key id -> index of its principal.
     pub(super) keys: HashMap<String, usize>,
+    /// Each port's contract as served, by table location.
+    pub(super) served: HashMap<String, Arc<Served>>,
+    /// The `hash` mask's key.
+    pub(super) mask_key: Vec<u8>,
 }
 
 /// Checks that every row filter of a bundle parses and names only columns of
@@ -59,7 +65,20 @@ impl Compiled {
                 keys.insert(k.id.clone(), i);
             }
         }
-        Ok(Self { bundle, keys })
+        let served = bundle
+            .content
+            .products
+            .iter()
+            .flat_map(|p| p.output_ports.iter().map(move |port| (p, port)))
+            .filter_map(|(p, port)| Some((port.location.clone(), Arc::new(Served::of(&p.domain, &p.name, port)?))))
+            .collect();
+        let mask_key = bundle.content.mask_key.bytes();
+        Ok(Self {
+            bundle,
+            keys,
+            served,
+            mask_key,
+        })
     }
 }
 
@@ -169,19 +188,40 @@ impl Engine {
         let index = *compiled.keys.get(parsed.id).ok_or(QueryError::Unauthenticated)?;
         let principal = &compiled.bundle.content.principals[index];
         let now = Utc::now();
-        let live = principal.keys.iter().any(|k| {
-            k.id == parsed.id
-                && k.expires_at.is_none_or(|at| at > now)
-                && tessera_contracts::keys::verify(parsed.secret, &k.secret_hash)
-        });
-        if !live {
-            return Err(QueryError::Unauthenticated);
-        }
+        let key = principal
+            .keys
+            .iter()
+            .find(|k| {
+                k.id == parsed.id
+                    && k.expires_at.is_none_or(|at| at > now)
+                    && tessera_contracts::keys::verify(parsed.secret, &k.secret_hash)
+            })
+            .ok_or(QueryError::Unauthenticated)?;
         Ok(Principal {
             name: principal.name.clone(),
             admin: principal.admin,
             attributes: principal.attributes.clone(),
             teams: principal.teams.clone(),
+            credential_expires_at: key.expires_at,
         })
+    }
+
+    /// The products this gateway found drifting from their contracts (among
+    /// those of the bundle in force), for its reports to the catalog.
+    pub fn drift(&self) -> Vec<Drift> {
+        let live: std::collections::HashSet<String> = self
+            .inner
+            .bundle
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|c| c.served.keys().cloned().collect())
+            .unwrap_or_default();
+        self.inner.tables.drifts().current(|location| live.contains(location))
+    }
+
+    /// Moves whenever the drift found changes (the link reports at once).
+    pub fn drift_changes(&self) -> watch::Receiver<u64> {
+        self.inner.tables.drifts().subscribe()
     }
 }

@@ -10,11 +10,13 @@
 //!   text to a physical plan.
 //! - [`admission`]: the concurrency limit and its bounded queue.
 //! - [`audit`]: what a query read and under which policies, reported once.
+//! - [`explain`]: EXPLAIN without storage paths for non-admins.
 //! - [`stream`]: a running query's results under its deadline and result caps.
 
 mod admission;
 mod audit;
 mod bundle;
+mod explain;
 mod session;
 mod stream;
 

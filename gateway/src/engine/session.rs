@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ParamValues;
 use datafusion::execution::TaskContext;
@@ -22,14 +22,16 @@ use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use tessera_contracts::api::Attributes;
+use tessera_contracts::bundle::Unqueryable;
 use tessera_contracts::policy::effective_purpose;
 
 use super::Engine;
 use super::audit::{Audit, QueryRecord, Touched, touched};
+use super::explain::Redactions;
 use super::stream::QueryStream;
 use crate::error::QueryError;
 use crate::policy::CompiledPolicy;
-use crate::tables::{CATALOG, DomainSchema, SessionCatalog, SessionTable};
+use crate::tables::{CATALOG, DomainSchema, SessionCatalog, SessionTable, TableCache};
 
 /// An authenticated caller, as the engine knows it from the bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub struct Principal {
     pub admin: bool,
     pub attributes: Attributes,
     pub teams: Vec<String>,
+    /// When the credential it presented stops working (an API key's expiry).
+    pub credential_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Which endpoint a query came through (for the audit record).
@@ -79,34 +83,42 @@ impl Engine {
             Ok(p) => (p.map(str::to_string), None),
             Err(refused) => (None, Some(refused.to_string())),
         };
-        let mut schemas = BTreeMap::new();
-        for (domain, entries) in content.schemas_for(&holder.asker(purpose.as_deref()), Utc::now()) {
-            let mut tables = BTreeMap::new();
+        let now = Utc::now();
+        let asker = holder.asker(purpose.as_deref());
+        let cache = &self.inner.tables;
+        let mut schemas: BTreeMap<String, DomainSchema> = BTreeMap::new();
+        for (domain, entries) in content.schemas_for(&asker, now) {
             for e in entries {
                 let policy = if e.policy.is_empty() {
                     None
                 } else {
                     let name = format!("{domain}.{}", e.table);
-                    let compiled = CompiledPolicy::new(name, &e.policy, &holder.name, &holder.attributes)
-                        .map_err(QueryError::Internal)?;
-                    Some(Arc::new(compiled))
+                    let policy =
+                        CompiledPolicy::new(name, &e.policy, &holder.name, &holder.attributes, &compiled.mask_key)
+                            .map_err(QueryError::Internal)?;
+                    Some(Arc::new(policy))
                 };
-                tables.insert(
-                    e.table,
-                    SessionTable {
-                        location: e.location.to_string(),
-                        policy,
-                    },
-                );
+                let table = SessionTable {
+                    location: e.location.to_string(),
+                    served: compiled.served.get(e.location).cloned(),
+                    policy,
+                };
+                domain_schema(&mut schemas, domain, cache).tables.insert(e.table, table);
             }
-            schemas.insert(
-                domain.to_string(),
-                Arc::new(DomainSchema {
-                    tables,
-                    cache: Arc::clone(&self.inner.tables),
-                }),
-            );
         }
+        for (product, why) in content.unqueryable(&asker, refused_purpose.as_deref(), now) {
+            let message = unqueryable_message(&product.domain, &product.name, &why);
+            let schema = domain_schema(&mut schemas, &product.domain, cache);
+            for port in &product.output_ports {
+                schema
+                    .unqueryable
+                    .insert(product.table_name(port.major_version), message.clone());
+            }
+        }
+        let valid_until = content.valid_until(&asker, principal.credential_expires_at, now);
+
+        let schemas: BTreeMap<String, Arc<DomainSchema>> = schemas.into_iter().map(|(d, s)| (d, Arc::new(s))).collect();
+        let domains = schemas.values().cloned().collect();
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(CATALOG.to_string(), Arc::new(SessionCatalog::new(schemas)));
         let mut state = self.inner.template.clone();
@@ -118,9 +130,44 @@ impl Engine {
             purpose,
             refused_purpose,
             bundle_version: compiled.bundle.version,
+            valid_until,
+            domains,
             state: Arc::new(state),
         })
     }
+}
+
+/// A domain's schema in a session being built.
+fn domain_schema<'a>(
+    schemas: &'a mut BTreeMap<String, DomainSchema>,
+    domain: &str,
+    cache: &Arc<TableCache>,
+) -> &'a mut DomainSchema {
+    schemas.entry(domain.to_string()).or_insert_with(|| DomainSchema {
+        domain: domain.to_string(),
+        tables: BTreeMap::new(),
+        unqueryable: BTreeMap::new(),
+        cache: Arc::clone(cache),
+    })
+}
+
+/// Why a product the principal sees in the catalog is not in its session, and
+/// how to get it there.
+fn unqueryable_message(domain: &str, product: &str, why: &Unqueryable) -> String {
+    let how = match why {
+        Unqueryable::NoGrant | Unqueryable::OtherPurposes { .. } => format!(
+            "request access from its owners: `tessera access request {domain}.{product} --purpose <purpose>` \
+             (or POST /api/v1/domains/{domain}/products/{product}/access-requests)"
+        ),
+        Unqueryable::PurposeRequired(_) => "declare the purpose: the `Tessera-Purpose` header (HTTP), \
+             `SET tessera.purpose = '...'` (PostgreSQL), the `tessera-purpose` header (Flight SQL)"
+            .to_string(),
+        Unqueryable::PurposeNotHeld(_) => format!(
+            "declare a purpose you hold, or request access for this one: \
+             `tessera access request {domain}.{product} --purpose <purpose>`"
+        ),
+    };
+    format!("{domain}.{product} is not queryable for you: {why}; {how}")
 }
 
 /// A principal's view of the mesh, for one query or one connection.
@@ -132,6 +179,11 @@ pub struct Session {
     pub(super) purpose: Option<String>,
     pub(super) refused_purpose: Option<String>,
     pub(super) bundle_version: i64,
+    /// When what the session holds may change without a new bundle (a key or
+    /// grant expiring): it must not be used past this.
+    pub(super) valid_until: Option<DateTime<Utc>>,
+    /// The session's domains (what EXPLAIN hides from non-admins: where their tables are).
+    pub(super) domains: Vec<Arc<DomainSchema>>,
     pub(super) state: Arc<SessionState>,
 }
 
@@ -187,6 +239,13 @@ impl Session {
 
     pub fn bundle_version(&self) -> i64 {
         self.bundle_version
+    }
+
+    /// Whether the session still stands at `now`: its credential and the
+    /// grants it was built from have not expired since. A session that does
+    /// not is built again (or its credential refused), as a new one would be.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.valid_until.is_none_or(|until| now < until)
     }
 
     /// The purpose the session's queries count with.
@@ -327,15 +386,27 @@ impl Session {
                 Some(params) => plan.with_param_values(params)?,
                 None => plan,
             };
+            let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
             let (physical, touched) = self.physical(plan, deadline).await?;
             let task = self.task_context()?;
-            let stream = execute_stream(physical, task)?;
+            let mut stream = execute_stream(physical, task)?;
+            if explain && !self.principal.admin {
+                // Where the tables are stored is for admins (and owners, in the catalog).
+                let tables = self.domains.iter().flat_map(|schema| {
+                    schema
+                        .tables
+                        .iter()
+                        .map(|(table, t)| (t.location.as_str(), format!("{}.{table}", schema.domain)))
+                });
+                stream = Redactions::new(tables).stream(stream);
+            }
             Ok((permit, self.drive(stream)?, touched))
         }
         .await;
         match result {
             Ok((permit, stream, touched)) => Ok(QueryStream {
                 id,
+                notices: touched.notices(),
                 schema: stream.schema(),
                 inner: stream,
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),

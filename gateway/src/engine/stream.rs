@@ -49,6 +49,8 @@ impl Session {
 /// result caps. Dropping it cancels the query.
 pub struct QueryStream {
     pub id: uuid::Uuid,
+    /// What the policies did to the query (see [`super::Touched::notices`]).
+    pub notices: Vec<String>,
     pub(super) schema: SchemaRef,
     pub(super) inner: SendableRecordBatchStream,
     pub(super) deadline: Pin<Box<tokio::time::Sleep>>,

@@ -36,7 +36,7 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use tessera_contracts::api::PURPOSE_HEADER;
+use tessera_contracts::api::{NOTICE_HEADER, PURPOSE_HEADER};
 use tessera_contracts::credentials::Credential;
 
 use super::credentials;
@@ -53,6 +53,7 @@ pub fn status(error: &QueryError) -> Status {
         QueryError::NotAllowed(_) => Status::permission_denied(message),
         QueryError::NotFound(_) => Status::not_found(message),
         QueryError::Unsupported(_) => Status::unimplemented(message),
+        QueryError::NotServed(_) => Status::failed_precondition(message),
         QueryError::TooLong { .. } | QueryError::Syntax(_) | QueryError::Plan(_) | QueryError::Data { .. } => {
             Status::invalid_argument(message)
         }
@@ -157,6 +158,7 @@ impl FlightSql {
 
     fn stream(stream: crate::engine::QueryStream) -> Result<Response<DoGetStream>, Status> {
         let schema: SchemaRef = datafusion::execution::RecordBatchStream::schema(&stream);
+        let notices = stream.notices.clone();
         let batches = stream
             .map_ok(crate::compact::compact)
             .map_err(|e| FlightError::Tonic(Box::new(status(&QueryError::from(e)))));
@@ -167,7 +169,13 @@ impl FlightSql {
                 FlightError::Tonic(status) => *status,
                 other => Status::internal(other.to_string()),
             });
-        Ok(Response::new(Box::pin(encoded)))
+        let mut response = Response::new(Box::pin(encoded) as DoGetStream);
+        for notice in notices {
+            if let Ok(value) = tonic::metadata::MetadataValue::try_from(notice.as_str()) {
+                response.metadata_mut().append(NOTICE_HEADER, value);
+            }
+        }
+        Ok(response)
     }
 
     fn batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {

@@ -13,7 +13,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use tessera_contracts::api::{Column, PURPOSE_HEADER, Problem, QUERY_ID_HEADER, QueryRequest, QueryResult};
+use tessera_contracts::api::{
+    Column, NOTICE_HEADER, PURPOSE_HEADER, Problem, QUERY_ID_HEADER, QueryRequest, QueryResult,
+};
 use tessera_http::problem;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -243,12 +245,18 @@ async fn respond(mut stream: QueryStream, format: Format) -> Response {
         Some(Err(e)) => return problem(&QueryError::from(e), Some(&id)),
         None => None,
     };
-    let encoder = Encoder::new(format, id.clone(), stream.schema_ref());
+    let notices = stream.notices.clone();
+    let encoder = Encoder::new(format, id.clone(), stream.schema_ref(), notices.clone());
     let mut response = (StatusCode::OK, Body::from_stream(encode(stream, first, encoder))).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(QUERY_ID_HEADER, v);
+    }
+    for notice in notices {
+        if let Ok(v) = HeaderValue::from_str(&notice) {
+            headers.append(NOTICE_HEADER, v);
+        }
     }
     response
 }
@@ -308,6 +316,7 @@ struct Encoder {
     format: Format,
     query_id: String,
     schema: SchemaRef,
+    notices: Vec<String>,
     rows_written: bool,
     arrow: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
 }
@@ -317,11 +326,12 @@ fn io(e: impl std::fmt::Display) -> std::io::Error {
 }
 
 impl Encoder {
-    fn new(format: Format, query_id: String, schema: SchemaRef) -> Self {
+    fn new(format: Format, query_id: String, schema: SchemaRef, notices: Vec<String>) -> Self {
         Self {
             format,
             query_id,
             schema,
+            notices,
             rows_written: false,
             arrow: None,
         }
@@ -340,8 +350,16 @@ impl Encoder {
                         nullable: f.is_nullable(),
                     })
                     .collect();
+                let notices = if self.notices.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ",\"notices\":{}",
+                        serde_json::to_string(&self.notices).unwrap_or_else(|_| "[]".into())
+                    )
+                };
                 format!(
-                    "{{\"query_id\":{},\"columns\":{},\"rows\":[",
+                    "{{\"query_id\":{}{notices},\"columns\":{},\"rows\":[",
                     serde_json::Value::String(self.query_id.clone()),
                     serde_json::to_string(&columns).unwrap_or_else(|_| "[]".into())
                 )

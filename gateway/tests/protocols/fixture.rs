@@ -18,6 +18,42 @@ use tessera_gateway::{Engine, Gateway, GatewayConfig, Limits};
 use tessera_lake::StorageLocation;
 
 pub const SCALE: f64 = 0.01;
+/// The mesh's mask key in the fixture's bundles (a catalog makes a random one).
+pub const MASK_KEY: [u8; 32] = *b"a fixture's 32-byte mask key !!!";
+
+/// The fixture's mask key, as bundles carry it.
+pub fn mask_key() -> tessera_contracts::bundle::MaskKey {
+    tessera_contracts::bundle::MaskKey::from_bytes(MASK_KEY)
+}
+
+/// The keyed hash a `hash` mask gives `value` under [`MASK_KEY`], computed here
+/// with the HMAC crate: the reference the gateway's masks must equal.
+pub fn keyed_hash(value: &str) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&MASK_KEY).expect("any key length");
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A `keyed_hash(text)` SQL function over [`keyed_hash`], for reference sessions.
+pub fn keyed_hash_udf() -> datafusion::logical_expr::ScalarUDF {
+    use arrow::array::{Array, StringArray};
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "keyed_hash",
+        vec![arrow::datatypes::DataType::Utf8],
+        arrow::datatypes::DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let values = datafusion::common::cast::as_string_array(&arrays[0])?;
+            let hashed: StringArray = (0..values.len())
+                .map(|i| (!values.is_null(i)).then(|| keyed_hash(values.value(i))))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(hashed)))
+        }),
+    )
+}
 pub const ADMIN_KEY: &str = "tsk_aaaaaaaaaaaa_1111111111111111111111111111111111111111111111111111111111111111";
 pub const ANALYST_KEY: &str = "tsk_bbbbbbbbbbbb_2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -64,6 +100,7 @@ pub fn product(domain: &str, name: &str, location: &str, visibility: Visibility)
             major_version: 1,
             location: location.into(),
             columns: vec![],
+            schema: None,
         }],
     }
 }
@@ -231,6 +268,7 @@ impl Fixture {
                 principal("ana", ANALYST_KEY, false),
             ],
             grants,
+            mask_key: mask_key(),
             ..BundleContent::default()
         };
         self.offer_content(content, version);
@@ -402,5 +440,6 @@ pub async fn reference(fixture: &Fixture) -> datafusion::prelude::SessionContext
         ctx.register_table(format!("{}.{}", p.domain, p.name), provider)
             .expect("registers");
     }
+    ctx.register_udf(keyed_hash_udf());
     ctx
 }

@@ -8,5 +8,6 @@ mod differential;
 mod fixture;
 mod governance;
 mod hostile;
+mod seams;
 mod sqlgen;
 mod tpch;

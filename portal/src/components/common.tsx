@@ -105,9 +105,10 @@ const HEALTH_TEXT: Record<Health, string> = {
   healthy: 'Healthy',
   degraded: 'Degraded',
   failing: 'Failing',
+  drifted: 'Drifted from its contract',
   unknown: 'Unknown',
 };
-const HEALTH_ICON: Record<Health, string> = { healthy: '●', degraded: '▲', failing: '■', unknown: '○' };
+const HEALTH_ICON: Record<Health, string> = { healthy: '●', degraded: '▲', failing: '■', drifted: '◆', unknown: '○' };
 
 export function HealthBadge({ health }: { health: Health }) {
   return (

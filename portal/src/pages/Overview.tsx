@@ -7,7 +7,7 @@ import { useAsync, useDebounced } from '../lib/useAsync';
 import { useSession } from '../session';
 
 const STATUSES: ProductStatus[] = ['draft', 'published', 'deprecated', 'retired'];
-const HEALTHS: Health[] = ['healthy', 'degraded', 'failing', 'unknown'];
+const HEALTHS: Health[] = ['healthy', 'degraded', 'failing', 'drifted', 'unknown'];
 
 function listProducts(filters: { q?: string; domain?: string; tag?: string; status?: ProductStatus }) {
   return fetchAll<Product>((cursor) =>

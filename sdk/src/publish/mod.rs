@@ -441,7 +441,8 @@ impl Publisher {
             .output_ports
             .iter()
             .find(|p| u64::from(p.major_version) == major)
-            .map(|p| p.location.trim().to_string())
+            .and_then(|p| p.location.as_deref())
+            .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty())
             .ok_or_else(|| PublishError::NoPort {
                 product: name.clone(),

@@ -174,7 +174,6 @@ async fn the_client_drives_a_real_catalog() {
         AccessRequestParams, ChangeParams, Client, DocumentFormat, Paging, PolicyParams, ProductParams, etag,
     };
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let catalog = crate::Catalog::start(ADMIN_KEY).await;
     // A trailing slash is fine too.
     let base = format!("{}/", catalog.base);
@@ -288,7 +287,8 @@ async fn the_client_drives_a_real_catalog() {
     assert!(missing.is_not_found() && missing.problem().is_some(), "{missing}");
 
     // products
-    let location = dir.path().join("lake/orders").to_str().expect("utf-8").to_string();
+    // Relative to the domain's storage root (under the catalog's lake root).
+    let location = "orders";
     admin
         .create_product(
             "sales",
@@ -433,6 +433,7 @@ async fn the_client_drives_a_real_catalog() {
     };
     assert_eq!(admin.masks(&in_sales).await.expect("masks").items.len(), 1);
     admin.delete_mask("status_redacted", None).await.expect("deleted");
+    admin.rotate_mask_key().await.expect("rotated");
 
     admin
         .create_row_filter(&from(

@@ -506,18 +506,27 @@ async fn publishes_through_the_catalog() {
         .create_team(&from(json!({"name": "sales_team"})))
         .await
         .expect("team");
+    // The domain's storage lies in this test's directory.
+    let lake = dir.path().join("lake");
     client
-        .create_domain(&from(json!({"name": "sales", "owner_team": "sales_team"})))
+        .create_domain(&from(
+            json!({"name": "sales", "owner_team": "sales_team", "storage_roots": [lake.to_str().expect("utf-8")]}),
+        ))
         .await
         .expect("domain");
-    let location = dir.path().join("lake/orders").to_str().expect("utf-8").to_string();
-    client
+    let created = client
         .create_product(
             "sales",
-            &from(json!({"name": "orders", "output_ports": [{"major_version": 1, "location": location}]})),
+            &from(json!({"name": "orders", "output_ports": [{"major_version": 1, "location": "orders"}]})),
         )
         .await
         .expect("product");
+    // Stored, and answered to its owners, as an absolute URL under the root.
+    let location = created.output_ports[0].location.clone().expect("a location");
+    assert!(
+        location.starts_with("file:///") && location.ends_with("/lake/orders"),
+        "{location}"
+    );
     client
         .create_product("sales", &from(json!({"name": "portless"})))
         .await

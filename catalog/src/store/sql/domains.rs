@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Sqlite};
-use tessera_contracts::api::{Domain, DomainCreate, DomainUpdate};
+use tessera_contracts::api::{Domain, DomainCreate, DomainUpdate, OutputPort};
 
 use super::{Entry, PgStore, SqliteStore, Tx, check_revision, constraint};
+use crate::storage;
 use crate::store::{DomainStore, PageRequest, Result, StoreError};
 
 #[derive(FromRow)]
@@ -14,6 +16,7 @@ struct DomainRow {
     title: String,
     description: String,
     owner_team: String,
+    storage_roots: Json<Vec<String>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     revision: i64,
@@ -26,6 +29,7 @@ impl From<DomainRow> for Domain {
             title: r.title,
             description: r.description,
             owner_team: r.owner_team,
+            storage_roots: r.storage_roots.0,
             created_at: r.created_at,
             updated_at: r.updated_at,
             revision: r.revision,
@@ -49,6 +53,46 @@ macro_rules! domain_store {
                 )
             }
 
+            /// Refuses storage roots equal to, or nesting with, another domain's.
+            async fn check_roots(tx: &mut Tx<$db>, name: &str, roots: &[String]) -> Result<()> {
+                let others: Vec<(String, Json<Vec<String>>)> =
+                    sqlx::query_as("SELECT name, storage_roots FROM domains WHERE name <> $1 ORDER BY name")
+                        .bind(name)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                for root in roots {
+                    for (other, theirs) in &others {
+                        if let Some(taken) = theirs.0.iter().find(|t| storage::overlaps(root, t)) {
+                            return Err(StoreError::Conflict(format!(
+                                "storage root {root} overlaps {taken}, a storage root of domain {other:?}"
+                            )));
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            /// Refuses roots that would leave a location of one of the domain's
+            /// products outside them.
+            async fn check_products_stay(tx: &mut Tx<$db>, name: &str, roots: &[String]) -> Result<()> {
+                let products: Vec<(String, Json<Vec<OutputPort>>)> =
+                    sqlx::query_as("SELECT name, output_ports FROM products WHERE domain = $1 ORDER BY name")
+                        .bind(name)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                for (product, ports) in products {
+                    for location in ports.0.iter().filter_map(|p| p.location.as_deref()) {
+                        if storage::is_url(location) && !storage::under_roots(location, roots) {
+                            return Err(StoreError::Conflict(format!(
+                                "the table of {name}.{product} at {location} would lie outside the domain's \
+                                 storage roots: move it, or keep a root it lies under"
+                            )));
+                        }
+                    }
+                }
+                Ok(())
+            }
+
             /// The domain, which must exist.
             pub(super) async fn domain(tx: &mut Tx<$db>, name: &str) -> Result<Domain> {
                 Self::domain_in(&mut **tx, name)
@@ -62,18 +106,21 @@ macro_rules! domain_store {
             async fn create_domain(&self, actor: &str, new: &DomainCreate) -> Result<Domain> {
                 self.write(actor, move |mut tx| async move {
                     Self::require_team(&mut tx, &new.owner_team).await?;
+                    let roots = new.storage_roots.clone().unwrap_or_default();
                     sqlx::query(
-                        "INSERT INTO domains (name, title, description, owner_team, created_at, updated_at, revision) \
-                         VALUES ($1, $2, $3, $4, $5, $5, 1)",
+                        "INSERT INTO domains (name, title, description, owner_team, storage_roots, created_at, updated_at, revision) \
+                         VALUES ($1, $2, $3, $4, $6, $5, $5, 1)",
                     )
                     .bind(&new.name)
                     .bind(new.title.as_deref().unwrap_or(&new.name))
                     .bind(new.description.as_deref().unwrap_or(""))
                     .bind(&new.owner_team)
                     .bind(Utc::now())
+                    .bind(Json(&roots))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| constraint(e, &format!("domain {:?}", new.name)))?;
+                    Self::check_roots(&mut tx, &new.name, &roots).await?;
                     let created = Self::domain(&mut tx, &new.name).await?;
                     let entry = Entry::new("create", "domain", format!("/domains/{}", new.name)).after(&created);
                     Ok((tx, entry.of(created)))
@@ -111,15 +158,21 @@ macro_rules! domain_store {
                     if let Some(team) = &patch.owner_team {
                         Self::require_team(&mut tx, team).await?;
                     }
+                    let roots = patch.storage_roots.as_ref().unwrap_or(&before.storage_roots);
+                    if patch.storage_roots.is_some() {
+                        Self::check_roots(&mut tx, name, roots).await?;
+                        Self::check_products_stay(&mut tx, name, roots).await?;
+                    }
                     sqlx::query(
                         "UPDATE domains SET title = $2, description = $3, owner_team = $4, updated_at = $5, \
-                         revision = revision + 1 WHERE name = $1",
+                         storage_roots = $6, revision = revision + 1 WHERE name = $1",
                     )
                     .bind(name)
                     .bind(patch.title.as_ref().unwrap_or(&before.title))
                     .bind(patch.description.as_ref().unwrap_or(&before.description))
                     .bind(patch.owner_team.as_ref().unwrap_or(&before.owner_team))
                     .bind(Utc::now())
+                    .bind(Json(roots))
                     .execute(&mut *tx)
                     .await?;
                     let after = Self::domain(&mut tx, name).await?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, QueryBuilder, Sqlite};
 use tessera_contracts::api::{
-    AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditRecord, GatewayReport, UsageRecord,
+    AccessRequest, AccessRequestCreate, AccessRequestStatus, AuditRecord, Drift, GatewayReport, UsageRecord,
 };
 
 use super::{Entry, PgStore, SqliteStore, Tx, check_revision, constraint, corrupt};
@@ -89,6 +89,7 @@ struct GatewayDbRow {
     hash: String,
     rejected_version: Option<i64>,
     error: Option<String>,
+    drift: Json<Vec<Drift>>,
     reported_at: DateTime<Utc>,
 }
 
@@ -379,10 +380,11 @@ macro_rules! governance_store {
 
             async fn report_gateway(&self, name: &str, report: &GatewayReport) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO gateways (name, version, hash, rejected_version, error, reported_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO gateways (name, version, hash, rejected_version, error, reported_at, drift) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (name) DO UPDATE SET version = excluded.version, hash = excluded.hash, \
-                     rejected_version = excluded.rejected_version, error = excluded.error, reported_at = excluded.reported_at",
+                     rejected_version = excluded.rejected_version, error = excluded.error, \
+                     reported_at = excluded.reported_at, drift = excluded.drift",
                 )
                 .bind(name)
                 .bind(report.version)
@@ -390,6 +392,7 @@ macro_rules! governance_store {
                 .bind(report.rejected_version)
                 .bind(&report.error)
                 .bind(Utc::now())
+                .bind(Json(&report.drift))
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -407,10 +410,20 @@ macro_rules! governance_store {
                             hash: r.hash,
                             rejected_version: r.rejected_version,
                             error: r.error,
+                            drift: r.drift.0,
                         },
                         reported_at: r.reported_at,
                     })
                     .collect())
+            }
+
+            async fn gateway_drift(&self) -> Result<Vec<(DateTime<Utc>, Vec<Drift>)>> {
+                // Reports store an empty list as `[]` (both backends compare it as such).
+                let rows: Vec<(DateTime<Utc>, Json<Vec<Drift>>)> =
+                    sqlx::query_as("SELECT reported_at, drift FROM gateways WHERE drift <> '[]' ORDER BY name")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(at, drift)| (at, drift.0)).collect())
             }
 
             async fn add_audit(&self, gateway: &str, records: &[AuditRecord]) -> Result<u64> {

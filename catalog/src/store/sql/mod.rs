@@ -26,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::types::Json;
 use sqlx::{FromRow, Pool, Postgres, Sqlite};
 use tessera_contracts::api::Change;
+use tessera_contracts::bundle::MaskKey;
 use tokio::sync::{Mutex, watch};
 
 use super::{CatalogStore, Result, StoreError};
@@ -307,6 +308,37 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows.into_iter().map(Change::from).collect())
+            }
+
+            async fn mask_key(&self) -> Result<Option<MaskKey>> {
+                let stored: Option<String> = sqlx::query_scalar("SELECT mask_key FROM catalog_state WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?;
+                stored
+                    .map(|hex| {
+                        MaskKey::from_hex(&hex)
+                            .ok_or_else(|| StoreError::Invalid("the stored mask key is not understood".into()))
+                    })
+                    .transpose()
+            }
+
+            async fn put_mask_key(&self, actor: &str, key: &MaskKey, replace: bool) -> Result<bool> {
+                self.write(actor, move |mut tx| async move {
+                    let current: Option<String> = sqlx::query_scalar("SELECT mask_key FROM catalog_state WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if current.is_some() && !replace {
+                        return Ok((tx, Written::Unchanged(false)));
+                    }
+                    sqlx::query("UPDATE catalog_state SET mask_key = $1 WHERE id = 1")
+                        .bind(key.expose_hex())
+                        .execute(&mut *tx)
+                        .await?;
+                    // The entry says that the key changed, never what it is.
+                    let action = if current.is_some() { "rotate" } else { "create" };
+                    Ok((tx, Entry::new(action, "mask_key", "/mask-key".into()).of(true)))
+                })
+                .await
             }
         }
     };

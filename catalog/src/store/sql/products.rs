@@ -10,6 +10,7 @@ use tessera_contracts::api::{
 use tessera_contracts::policy::Target;
 
 use super::{Entry, PgStore, SqliteStore, Tx, check_revision, constraint, corrupt};
+use crate::storage;
 use crate::store::{Edge, ProductQuery, ProductScope, ProductStore, Result, StoreError, find_cycle, like_pattern};
 
 #[derive(FromRow)]
@@ -159,6 +160,36 @@ macro_rules! product_store {
                 Ok(())
             }
 
+            /// Refuses output ports whose location equals, or nests with, a
+            /// location of another product (of any major version). Runs in
+            /// the write transaction, under the writer lock: two registrations
+            /// of one location cannot both pass.
+            async fn check_locations(tx: &mut Tx<$db>, domain: &str, name: &str, ports: &[OutputPort]) -> Result<()> {
+                if ports.iter().all(|p| p.location.is_none()) {
+                    return Ok(());
+                }
+                let others: Vec<(String, String, Json<Vec<OutputPort>>)> = sqlx::query_as(
+                    "SELECT domain, name, output_ports FROM products WHERE NOT (domain = $1 AND name = $2) \
+                     ORDER BY domain, name",
+                )
+                .bind(domain)
+                .bind(name)
+                .fetch_all(&mut **tx)
+                .await?;
+                for port in ports {
+                    let Some(location) = port.location.as_deref() else { continue };
+                    for (d, p, theirs) in &others {
+                        if theirs.0.iter().filter_map(|t| t.location.as_deref()).any(|t| storage::overlaps(location, t)) {
+                            return Err(StoreError::LocationOverlap {
+                                port: format!("output_ports[major_version={}].location", port.major_version),
+                                owner: format!("{d}.{p}"),
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            }
+
             async fn write_tags(tx: &mut Tx<$db>, domain: &str, name: &str, tags: &[String]) -> Result<()> {
                 sqlx::query("DELETE FROM product_tags WHERE domain = $1 AND product = $2")
                     .bind(domain)
@@ -219,6 +250,7 @@ macro_rules! product_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| constraint(e, &format!("product {domain}.{}", new.name)))?;
+                    Self::check_locations(&mut tx, domain, &new.name, &new.output_ports).await?;
                     Self::write_tags(&mut tx, domain, &new.name, &new.tags).await?;
                     Self::write_inputs(&mut tx, domain, &new.name, &new.input_ports).await?;
                     let created = Self::product(&mut tx, domain, &new.name).await?;
@@ -339,6 +371,9 @@ macro_rules! product_store {
                     .bind(patch.compatibility.unwrap_or(before.compatibility).as_str())
                     .execute(&mut *tx)
                     .await?;
+                    if patch.output_ports.is_some() {
+                        Self::check_locations(&mut tx, domain, name, output_ports).await?;
+                    }
                     if patch.tags.is_some() {
                         Self::write_tags(&mut tx, domain, name, tags).await?;
                     }

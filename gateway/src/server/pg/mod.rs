@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -53,35 +53,13 @@ use crate::tables::CATALOG;
 
 mod functions;
 mod rows;
+mod statements;
+
+use statements::{Verdict, judge, startup_purpose};
 
 pub use functions::SERVER_VERSION;
 
 type DfStmt = (String, Option<(Statement, LogicalPlan)>);
-
-/// The session variables clients set on connecting, which change nothing in the
-/// engine; datafusion-postgres records them. Any other SET is refused.
-const HARMLESS_SETTINGS: &[&str] = &[
-    "application_name",
-    "extra_float_digits",
-    "client_encoding",
-    "datestyle",
-    "intervalstyle",
-    "bytea_output",
-    "search_path",
-    "timezone",
-    "time zone",
-    "statement_timeout",
-    "client_min_messages",
-    "standard_conforming_strings",
-    "lc_messages",
-    "lc_monetary",
-    "lc_numeric",
-    "lc_time",
-    "idle_in_transaction_session_timeout",
-    "default_transaction_isolation",
-    "transaction_isolation",
-    "jit",
-];
 
 fn pg_error(error: &QueryError) -> PgWireError {
     let severity = if matches!(error, QueryError::Unauthenticated) {
@@ -176,27 +154,6 @@ struct Startup {
     parameters: DefaultServerParameterProvider,
 }
 
-/// The setting that declares a connection's purpose: `SET tessera.purpose = 'fraud'`,
-/// or at connection time `options='-c tessera.purpose=fraud'`.
-const PURPOSE_SETTING: &str = "tessera.purpose";
-
-/// The purpose in a startup `options` parameter (`-c name=value` or `--name=value`).
-fn startup_purpose(options: &str) -> Option<String> {
-    let mut words = options.split_whitespace();
-    while let Some(word) = words.next() {
-        let setting = match word {
-            "-c" => words.next(),
-            w => w.strip_prefix("--").or_else(|| w.strip_prefix("-c")),
-        };
-        if let Some((name, value)) = setting.and_then(|s| s.split_once('='))
-            && name.eq_ignore_ascii_case(PURPOSE_SETTING)
-        {
-            return Some(value.to_string());
-        }
-    }
-    None
-}
-
 /// The principal's session with a `pg_catalog` over its own tables.
 fn pg_session(
     engine: &Engine,
@@ -281,8 +238,9 @@ struct Gate {
 
 impl Gate {
     /// The connection's session under the bundle in force: rebuilt when a new
-    /// bundle arrived, so a long-lived connection sees products appear and
-    /// disappear, and a revoked key stops working, like every other protocol.
+    /// bundle arrived or when what it was built from expired, so a long-lived
+    /// connection sees products appear and disappear, and a revoked or expired
+    /// key or grant stops working, like every other protocol.
     fn session(&self) -> Result<Session, QueryError> {
         let current = self
             .session
@@ -295,8 +253,13 @@ impl Gate {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let declared = purpose.as_deref();
-        // A refused purpose leaves the session without one: compare what was declared.
-        if current.bundle_version() == self.engine.bundle_version() && current.declared_purpose() == declared {
+        // A refused purpose leaves the session without one: compare what was
+        // declared. A session whose key or grants expired since is rebuilt
+        // (authenticating again), every statement, as a new connection would be.
+        if current.bundle_version() == self.engine.bundle_version()
+            && current.declared_purpose() == declared
+            && current.is_live(chrono::Utc::now())
+        {
             return Ok(current);
         }
         let (fresh, _) = pg_session(&self.engine, &self.password, declared)?;
@@ -313,74 +276,9 @@ impl Gate {
     }
 }
 
-enum Verdict {
-    Query,
-    Pass,
-    /// `SET tessera.purpose`: the connection's queries count with this purpose from now on.
-    Purpose(Option<String>),
-    /// Answered with this command tag and nothing else: savepoints, which
-    /// drivers open around their own statements (psycopg, SQLAlchemy), mean
-    /// nothing to a gateway that never writes.
-    Acknowledge(&'static str),
-    Refuse(QueryError),
-}
-
-fn judge(statement: &Statement) -> Verdict {
-    match statement {
-        Statement::Query(_)
-        | Statement::Explain { .. }
-        | Statement::ShowTables { .. }
-        | Statement::ShowColumns { .. } => Verdict::Query,
-        Statement::ShowVariable { .. } | Statement::ShowVariables { .. } => Verdict::Pass,
-        Statement::Savepoint { .. } => Verdict::Acknowledge("SAVEPOINT"),
-        Statement::ReleaseSavepoint { .. } => Verdict::Acknowledge("RELEASE"),
-        Statement::Rollback { savepoint: Some(_), .. } => Verdict::Acknowledge("ROLLBACK"),
-        Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Verdict::Pass,
-        Statement::Set(Set::SingleAssignment { variable, values, .. })
-            if variable.to_string().eq_ignore_ascii_case(PURPOSE_SETTING) =>
-        {
-            use datafusion::sql::sqlparser::ast::{Expr, Value};
-            match values.as_slice() {
-                [Expr::Value(v)] => match &v.value {
-                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
-                        Verdict::Purpose((!s.is_empty()).then(|| s.clone()))
-                    }
-                    Value::Null => Verdict::Purpose(None),
-                    _ => Verdict::Refuse(QueryError::Plan(format!(
-                        "{PURPOSE_SETTING} takes a name, e.g. 'fraud'"
-                    ))),
-                },
-                [Expr::Identifier(ident)] if ident.value.eq_ignore_ascii_case("default") => Verdict::Purpose(None),
-                [Expr::Identifier(ident)] => Verdict::Purpose(Some(ident.value.clone())),
-                _ => Verdict::Refuse(QueryError::Plan(format!(
-                    "{PURPOSE_SETTING} takes one name, e.g. 'fraud'"
-                ))),
-            }
-        }
-        Statement::Set(set) => {
-            let name = match set {
-                Set::SingleAssignment { variable, .. } => variable.to_string().to_lowercase(),
-                Set::SetTimeZone { .. } => "timezone".into(),
-                Set::SetNames { .. } | Set::SetNamesDefault {} => "client_encoding".into(),
-                other => other.to_string().to_lowercase(),
-            };
-            if HARMLESS_SETTINGS.contains(&name.as_str()) {
-                Verdict::Pass
-            } else {
-                Verdict::Refuse(QueryError::NotAllowed(format!(
-                    "SET {name} is not allowed: session settings that change the engine are refused"
-                )))
-            }
-        }
-        other => {
-            let text = other.to_string();
-            let verb: Vec<&str> = text.split_whitespace().take(2).collect();
-            Verdict::Refuse(QueryError::NotAllowed(format!(
-                "{} is not allowed: the gateway answers queries only (SELECT, WITH, VALUES, EXPLAIN)",
-                verb.join(" ")
-            )))
-        }
-    }
+/// A PostgreSQL NOTICE saying what a policy did to the query.
+fn notice_message(text: &str) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(ErrorInfo::new("NOTICE".into(), "00000".into(), text.to_string()).into())
 }
 
 /// Encodes a query's stream as PostgreSQL rows, as they are produced: a
@@ -425,7 +323,14 @@ impl QueryHook for Gate {
                     Err(e) => return Some(Err(pg_error(&e))),
                 };
                 Some(match session.sql(&statement.to_string()).await {
-                    Ok(stream) => respond(stream, &Format::UnifiedText, options),
+                    Ok(stream) => {
+                        for notice in &stream.notices {
+                            if let Err(e) = client.send_message(notice_message(notice)).await {
+                                return Some(Err(e));
+                            }
+                        }
+                        respond(stream, &Format::UnifiedText, options)
+                    }
                     Err(e) => Err(pg_error(&e)),
                 })
             }
@@ -536,7 +441,12 @@ impl ExtendedQueryHandler for Queries {
             let session = conn.gate.session().map_err(|e| pg_error(&e))?;
             // Planned again under the session in force (see `Session::execute`).
             return match session.execute(sql, params).await {
-                Ok(stream) => respond(stream, &portal.result_column_format, options),
+                Ok(stream) => {
+                    for notice in &stream.notices {
+                        client.send(notice_message(notice)).await?;
+                    }
+                    respond(stream, &portal.result_column_format, options)
+                }
                 Err(e) => Err(pg_error(&e)),
             };
         }
