@@ -1,9 +1,16 @@
 # Sourced by scripts/test: starts an S3-compatible server (moto, from PyPI) on
 # loopback for the tests that put Delta tables on object storage, creates the
-# test bucket, exports TESSERA_TEST_S3_ENDPOINT, and stops the server on exit.
-# An endpoint already set in the environment is used as it is.
+# test bucket, exports TESSERA_TEST_S3_ENDPOINT, TESSERA_TEST_S3_BUCKET and the
+# credentials the tests use (TESSERA_TEST_S3_ACCESS_KEY_ID,
+# TESSERA_TEST_S3_SECRET_ACCESS_KEY), and stops the server on exit. An endpoint
+# already set in the environment is used as it is.
+#
+# moto accepts any credentials; the secret is distinctive so that scripts/test
+# can look for it in the logs of the run (it must never be there).
 
 start_s3() {
+    export TESSERA_TEST_S3_ACCESS_KEY_ID=${TESSERA_TEST_S3_ACCESS_KEY_ID:-TESSERATESTS3ACCESSKEY}
+    export TESSERA_TEST_S3_SECRET_ACCESS_KEY=${TESSERA_TEST_S3_SECRET_ACCESS_KEY:-tessera-test-s3-secret-7c1e9a4b2d6f8e03}
     if [[ -n "${TESSERA_TEST_S3_ENDPOINT:-}" ]]; then
         echo "s3: using $TESSERA_TEST_S3_ENDPOINT"
         return

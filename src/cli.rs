@@ -56,7 +56,7 @@ pub enum Output {
 }
 
 /// Connection options every client command accepts.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Global {
     /// The platform's URL [default: from `tessera login`, else http://127.0.0.1:8080].
     #[arg(
@@ -67,7 +67,8 @@ pub struct Global {
         value_name = "URL"
     )]
     pub endpoint: Option<String>,
-    /// API key [default: from `tessera login`].
+    /// API key [default: from `tessera login`]. On the command line it shows in
+    /// `ps` output and shell history: prefer TESSERA_API_KEY or `tessera login`.
     #[arg(
         long,
         global = true,
@@ -79,6 +80,29 @@ pub struct Global {
     /// Output format: text for people, json for scripts (csv and arrow: `tessera sql`).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Whether `key` came from the command line (`--key`) rather than the
+    /// environment: set by `main` from clap's matches.
+    #[arg(skip)]
+    pub key_on_command_line: bool,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("endpoint", &self.endpoint)
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("output", &self.output)
+            .field("key_on_command_line", &self.key_on_command_line)
+            .finish()
+    }
+}
+
+/// The warning printed when a secret is given as a command-line flag: it shows
+/// in `ps` output to every user of the machine, and in shell history.
+pub fn warn_secret_flag(flag: &str, instead: &str) {
+    eprintln!(
+        "warning: {flag} on the command line shows in `ps` output and shell history; for anything but development, use {instead}"
+    );
 }
 
 impl Global {
@@ -99,19 +123,31 @@ impl Global {
         let endpoint = self.endpoint()?;
         let key = match &self.key {
             Some(k) => k.clone(),
-            None => Login::read()?
-                .map(|l| l.key)
-                .ok_or_else(|| Hinted::new("no API key", "run `tessera login --key <KEY>` or set TESSERA_API_KEY"))?,
+            None => Login::read()?.map(|l| l.key).ok_or_else(|| {
+                Hinted::new(
+                    "no API key",
+                    "run `tessera login` (it asks for the key) or set TESSERA_API_KEY",
+                )
+            })?,
         };
         Ok(Client::new(endpoint, &key)?)
     }
 }
 
 /// What `tessera login` stores: readable by the user only.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Login {
     pub endpoint: String,
     pub key: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("endpoint", &self.endpoint)
+            .field("key", &"***")
+            .finish()
+    }
 }
 
 impl Login {
@@ -266,7 +302,7 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
             return match e.status().map(|s| s.as_u16()) {
                 Some(401) => (
                     exit::AUTH,
-                    Some("the key was not accepted: run `tessera login --key <KEY>` with a valid key".into()),
+                    Some("the key was not accepted: run `tessera login` again with a valid key".into()),
                 ),
                 Some(403) => (
                     exit::AUTH,

@@ -14,7 +14,7 @@ mod sql;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Tessera: an open data mesh platform.
@@ -78,7 +78,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { global, command } = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let Cli { mut global, command } = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    global.key_on_command_line = on_command_line(&matches, "key");
+    if global.key_on_command_line {
+        let instead = match &command {
+            Command::Gateway(_) => "--key-file FILE or TESSERA_GATEWAY_KEY_FILE",
+            Command::Login => "`tessera login` without --key (it reads the key from stdin)",
+            _ => "TESSERA_API_KEY or `tessera login`",
+        };
+        cli::warn_secret_flag("--key", instead);
+    }
     let success = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let sql_only = matches!(global.output, cli::Output::Csv | cli::Output::Arrow);
     if sql_only && !matches!(command, Command::Sql(_)) {
@@ -107,6 +117,18 @@ async fn main() -> ExitCode {
         }
     };
     result.unwrap_or_else(|e| cli::report(&e))
+}
+
+/// Whether the argument `id` was given on the command line (not taken from the
+/// environment or a default), at this level or in a subcommand's matches.
+fn on_command_line(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches
+        .ids()
+        .any(|i| i.as_str() == id)
+        .then(|| matches.value_source(id))
+        .flatten()
+        == Some(clap::parser::ValueSource::CommandLine);
+    here || matches.subcommand().is_some_and(|(_, sub)| on_command_line(sub, id))
 }
 
 fn print_openapi() -> anyhow::Result<()> {

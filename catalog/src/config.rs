@@ -39,6 +39,11 @@ pub struct Config {
     /// `sqlite:PATH` or `postgres://...`; the embedded SQLite file under
     /// `data_dir` when absent.
     pub database_url: Option<String>,
+    /// A file holding the database URL (read once at start, trimmed): the way
+    /// to give a URL with a password, which then shows neither in `ps` output
+    /// nor in the configuration file. Exclusive with `database_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url_file: Option<PathBuf>,
     /// The admin key to install at first start instead of generating one.
     pub bootstrap_key: Option<Secret>,
     /// Largest accepted request body.
@@ -77,6 +82,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(".tessera"),
             database_url: None,
+            database_url_file: None,
             bootstrap_key: None,
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
@@ -97,6 +103,7 @@ impl fmt::Debug for Config {
                 "database_url",
                 &self.database_url.as_deref().map(crate::store::redact_url),
             )
+            .field("database_url_file", &self.database_url_file)
             .field("bootstrap_key", &self.bootstrap_key)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
@@ -115,14 +122,17 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url_file: Option<PathBuf>,
 }
 
 /// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`); a
 /// nested key's parts are joined by `__` (`TESSERA_LAKE__ROOT` is `lake.root`).
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 9] = [
     "listen",
     "data_dir",
     "database_url",
+    "database_url_file",
     "bootstrap_key",
     "max_body_bytes",
     "request_timeout_secs",
@@ -131,18 +141,40 @@ const ENV_KEYS: [&str; 8] = [
 ];
 
 impl Config {
-    /// Layers the configuration sources; `file` is read when given (it must exist).
+    /// Layers the configuration sources; `file` is read when given (it must
+    /// exist), and so is `database_url_file` when set.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
+        let mut config: Self = figment
             // Only the known keys: other TESSERA_* variables belong to other tools.
             .merge(Env::prefixed("TESSERA_").split("__").only(&ENV_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        config.read_database_url_file()?;
+        Ok(config)
+    }
+
+    /// Takes the database URL from `database_url_file`, when set.
+    fn read_database_url_file(&mut self) -> Result<(), Box<figment::Error>> {
+        let Some(path) = &self.database_url_file else {
+            return Ok(());
+        };
+        let fail = |message: String| Box::new(figment::Error::from(message));
+        if self.database_url.is_some() {
+            return Err(fail("database_url and database_url_file are both set: keep one".into()));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read database_url_file {}: {e}", path.display())))?;
+        let url = text.trim();
+        if url.is_empty() {
+            return Err(fail(format!("database_url_file {} is empty", path.display())));
+        }
+        self.database_url = Some(url.to_string());
+        Ok(())
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.

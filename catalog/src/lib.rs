@@ -67,8 +67,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the store (creating the data directory for the embedded database),
-    /// installs the bootstrap admin at first start, and binds the listener.
+    /// Connects the store (creating the data directory for the embedded
+    /// database, readable by the owner only), installs the bootstrap admin at
+    /// first start, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with(config, None).await
     }
@@ -76,7 +77,7 @@ impl Application {
     /// As [`Application::build`], serving `extension`'s routes on the same listener.
     pub async fn build_with(config: Config, extension: Option<Extension>) -> anyhow::Result<Self> {
         if config.uses_embedded_database() {
-            std::fs::create_dir_all(&config.data_dir)
+            tessera_lake::private_dir(&config.data_dir)
                 .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         }
         let url = config.database_url();

@@ -4,6 +4,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_contracts::api::Problem;
 
+/// The `Retry-After` of every 503 answer, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -44,6 +47,11 @@ pub fn response(status: StatusCode, problem: &Problem) -> Response {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         // The rest of the body was never read: the connection cannot be reused.
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 503 is a passing state (a database out of reach, a request
+        // that took too long, a gateway not ready): a client may retry soon.
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     }
     if status == StatusCode::UNAUTHORIZED {
         headers.insert(

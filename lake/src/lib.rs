@@ -46,6 +46,31 @@ fn delta_error(location: &str) -> impl Fn(DeltaTableError) -> LakeError + Copy +
 
 /// Registers the object-store schemes beyond the local filesystem (S3 and
 /// S3-compatible stores); idempotent.
+/// Creates a local directory only its owner may enter (0700), narrowing an
+/// existing wider one (with a warning when that is not allowed): data dirs
+/// hold databases, bundles and audit records, whose key hashes, mask keys and
+/// queries are secrets.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        {
+            // Someone else's directory: it stays as its owner set it.
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot restrict the data directory to its owner");
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    builder.create(dir)
+}
+
 pub fn register_object_stores() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| deltalake::aws::register_handlers(None));
@@ -70,12 +95,109 @@ pub fn table_url(location: &str) -> Result<Url, LakeError> {
 /// keys such as `aws_endpoint_url`, `aws_access_key_id`, `aws_allow_http`). Writes
 /// to S3 use conditional put; a store without it needs the documented opt-in
 /// `aws_s3_allow_unsafe_rename = "true"` (safe only with a single writer).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// Its `Debug` (what configurations print in logs) shows every option's name
+/// but the values of plainly public ones only ([`shows_option_value`]): the
+/// others, credentials among them, read `***`.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageLocation {
     pub prefix: String,
     #[serde(default)]
     pub options: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for StorageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageLocation")
+            .field("prefix", &self.prefix)
+            .field("options", &RedactedOptions(&self.options))
+            .finish()
+    }
+}
+
+/// Storage options as `Debug` shows them: sorted by name, values redacted
+/// unless plainly public.
+struct RedactedOptions<'a>(&'a HashMap<String, String>);
+
+impl std::fmt::Debug for RedactedOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sorted: std::collections::BTreeMap<&str, &str> =
+            self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        f.debug_map()
+            .entries(sorted.into_iter().map(|(name, value)| {
+                let shown = if shows_option_value(name) {
+                    redact_userinfo(value)
+                } else {
+                    "***".to_string()
+                };
+                (name, shown)
+            }))
+            .finish()
+    }
+}
+
+/// Words that mark an option's value as secret wherever they appear in its
+/// name, whatever the case (`AWS_SECRET_ACCESS_KEY`, `aws_session_token`,
+/// `AZURE_STORAGE_ACCOUNT_KEY`, `google_service_account_key`, ...). The access
+/// key id (`AWS_ACCESS_KEY_ID`) is redacted too: it is only half of a
+/// credential, but it names the account and logs have no use for it.
+const SECRET_WORDS: [&str; 6] = ["secret", "key", "token", "password", "credential", "signature"];
+
+/// Options whose values are plainly public, by the end of their name (any
+/// provider prefix: `aws_region`, `AWS_ENDPOINT_URL`, `azure_allow_http`, ...).
+const PUBLIC_OPTIONS: [&str; 19] = [
+    "region",
+    "endpoint",
+    "endpoint_url",
+    "allow_http",
+    "allow_invalid_certificates",
+    "bucket",
+    "bucket_name",
+    "container_name",
+    "account_name",
+    "virtual_hosted_style_request",
+    "allow_unsafe_rename",
+    "conditional_put",
+    "locking_provider",
+    "imdsv1_fallback",
+    "checksum_algorithm",
+    "s3_express",
+    "unsigned_payload",
+    "use_emulator",
+    "timeout",
+];
+
+/// Whether a storage option's value may be shown in logs: only when its name
+/// is one of the plainly public ones (region, endpoint, `allow_http`, bucket,
+/// ...) and holds none of the secret words. Any other option, an unknown one
+/// included, is shown by name only.
+pub fn shows_option_value(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    if SECRET_WORDS.iter().any(|w| name.contains(w)) {
+        return false;
+    }
+    PUBLIC_OPTIONS
+        .iter()
+        .any(|p| name == *p || name.strip_suffix(p).is_some_and(|rest| rest.ends_with('_')))
+}
+
+/// A URL-like value with the password of its user information hidden
+/// (`http://user:pw@host` -> `http://user:***@host`); other values as they are.
+fn redact_userinfo(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_string();
+    };
+    let authority_end = value[scheme_end + 3..]
+        .find('/')
+        .map_or(value.len(), |i| scheme_end + 3 + i);
+    match value[..authority_end].rfind('@') {
+        Some(at) if at > scheme_end => {
+            let user = value[scheme_end + 3..at].split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &value[..scheme_end + 3], &value[at..])
+        }
+        _ => value.to_string(),
+    }
 }
 
 /// The storage options for a table location: those of the longest matching
@@ -267,6 +389,61 @@ mod tests {
         assert_eq!(names, ["o_orderkey", "o_status"]);
         assert!(!meta.schema.field(0).is_nullable());
         assert!(meta.committed_at.is_some());
+    }
+
+    #[test]
+    fn storage_options_show_no_secret_in_debug() {
+        let secrets = [
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-upper"),
+            ("aws_secret_access_key", "s3cr3t-lower"),
+            ("AWS_SESSION_TOKEN", "s3cr3t-token"),
+            ("aws_token", "s3cr3t-token-2"),
+            ("AWS_ACCESS_KEY_ID", "AKIA-ID"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "s3cr3t-azure"),
+            ("azure_client_secret", "s3cr3t-azure-client"),
+            ("azure_storage_sas_key", "s3cr3t-sas"),
+            ("GOOGLE_SERVICE_ACCOUNT_KEY", "s3cr3t-gcs"),
+            ("google_application_credentials", "/etc/s3cr3t.json"),
+            ("aws_sse_customer_key_base64", "s3cr3t-sse"),
+            ("some_password", "s3cr3t-pw"),
+            ("unknown_option", "s3cr3t-unknown"),
+        ];
+        let public = [
+            ("AWS_REGION", "eu-west-1"),
+            ("aws_endpoint_url", "http://minio.local:9000"),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("aws_s3_allow_unsafe_rename", "true"),
+            ("AWS_ENDPOINT", "http://me:s3cr3t-userinfo@minio.local:9000/"),
+        ];
+        let location = StorageLocation {
+            prefix: "s3://lake/".into(),
+            options: secrets
+                .iter()
+                .chain(&public)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        for shown in [format!("{location:?}"), format!("{:?}", vec![location])] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(!shown.contains("AKIA-ID"), "{shown}");
+            for (name, _) in &secrets {
+                assert!(shown.contains(&format!("\"{name}\": \"***\"")), "{name}: {shown}");
+            }
+            for needle in [
+                "\"AWS_REGION\": \"eu-west-1\"",
+                "\"aws_endpoint_url\": \"http://minio.local:9000\"",
+                "\"AWS_ALLOW_HTTP\": \"true\"",
+                "\"aws_s3_allow_unsafe_rename\": \"true\"",
+                "\"AWS_ENDPOINT\": \"http://me:***@minio.local:9000/\"",
+                "prefix: \"s3://lake/\"",
+            ] {
+                assert!(shown.contains(needle), "{needle}: {shown}");
+            }
+        }
+        assert!(shows_option_value("aws_default_region"));
+        assert!(!shows_option_value("aws_skip_signature"), "a secret word wins");
+        assert!(!shows_option_value("my_region_password"));
+        assert!(!shows_option_value("xregion"), "a whole word at the end only");
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub struct DemoArgs {
 /// Marks the keys the demo issued, so that a re-run revokes only its own.
 const KEY_DESCRIPTION: &str = "tessera demo";
 
-/// What the demo keeps in `<data dir>/demo/`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// What the demo keeps in `<data dir>/demo/` (its `Debug` names the personas
+/// only, never their keys).
+#[derive(Default, Serialize, Deserialize)]
 struct State {
     /// The scale factor the lake was generated at.
     #[serde(default)]
@@ -50,6 +51,15 @@ struct State {
     /// Persona -> API key.
     #[serde(default)]
     keys: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("scale", &self.scale)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl State {
@@ -79,18 +89,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let overrides = tessera_catalog::config::Overrides {
-        listen: args.serve.listen,
-        data_dir: args.serve.data_dir.clone(),
-        database_url: args.serve.database_url.clone(),
-    };
+    let overrides = args.serve.overrides();
     let config = tessera_catalog::config::Config::load(args.serve.config.as_deref(), &overrides)
         .context("invalid configuration")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&config.data_dir)?;
     let demo_dir = data_dir.join("demo");
-    private_dir(&demo_dir)?;
+    tessera_lake::private_dir(&demo_dir).with_context(|| format!("cannot create {}", demo_dir.display()))?;
     let mut state = State::read(&demo_dir)?;
     // Where the catalog's domains keep their tables by default (`[lake] root`).
     let lake = config.lake_root();
@@ -132,18 +138,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     running.print_banner();
     print_personas(&running, &state, &State::path(&demo_dir), args.scale);
     running.wait().await
-}
-
-/// Creates `dir` readable by the user only.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict {}", dir.display()))?;
-    }
-    Ok(())
 }
 
 /// Writes the eight tables (deterministic: the same scale gives the same rows).

@@ -23,6 +23,7 @@ struct Demo {
 
 impl Demo {
     fn start(data_dir: &Path) -> Self {
+        let (stderr, log) = super::logs::process("demo");
         let mut child = Command::new(BIN)
             .args(["demo", "--scale", "0.01", "--data-dir"])
             .arg(data_dir)
@@ -35,10 +36,10 @@ impl Demo {
                 "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("tessera demo starts");
-        let rx = super::stdout_lines(&mut child);
+        let rx = super::stdout_lines(&mut child, log);
         let mut output = Vec::new();
         let mut personas: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut current: Option<String> = None;
@@ -66,12 +67,16 @@ impl Demo {
             let done = line.starts_with("Stop with Ctrl-C");
             output.push(line);
             if done {
-                return Self {
+                let demo = Self {
                     child,
                     url: url.expect("a listening line"),
                     personas,
                     output,
                 };
+                for persona in demo.personas.keys() {
+                    super::logs::secret(&demo.key(persona));
+                }
+                return demo;
             }
         }
         let _ = child.kill();
@@ -228,8 +233,12 @@ async fn the_demo_mesh_answers_every_printed_line_and_survives_a_rerun() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&keys_file).expect("keys file").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = |path: &Path| std::fs::metadata(path).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&keys_file), 0o600);
+        // So are the catalog's database (key hashes, the mask key) and the directories.
+        assert_eq!(mode(&dir.path().join("catalog.db")), 0o600);
+        assert_eq!(mode(&dir.path().join("demo")), 0o700);
+        assert_eq!(mode(dir.path()), 0o700, "the data directory");
     }
     let first_ana = demo.key("ana");
     let url = demo.url.clone();
@@ -292,6 +301,7 @@ impl Cli {
             .env_remove("TESSERA_CATALOG_URL")
             .output()
             .expect("runs");
+        super::logs::record("cli", &out);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

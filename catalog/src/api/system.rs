@@ -41,7 +41,14 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         .into(),
         checks: [(format!("database ({backend})"), check)].into(),
     };
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(tessera_http::problem::RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 /// Prometheus metrics, in the text exposition format.

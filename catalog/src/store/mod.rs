@@ -118,9 +118,13 @@ pub async fn connect(url: &str) -> Result<Arc<dyn CatalogStore>> {
     }
 }
 
-/// A database URL with its password hidden, for logs and errors.
+/// A database URL with its passwords hidden, for logs and errors: the one of
+/// its user information (`postgres://u:***@h/db`) and those of its query
+/// (`?password=***`, `?sslpassword=***`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    // The user information first, up to the last `@`: a password with an
+    // unencoded `?` or `/` is hidden whole.
+    let redacted = match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
@@ -129,5 +133,23 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
+    };
+    let Some((base, query)) = redacted.split_once('?') else {
+        return redacted;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().contains("password") => format!("{name}=***"),
+            _ => param.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
+/// Whether a database URL carries a password (in its user information or its
+/// query): such a URL is a secret, better read from a file or the environment
+/// than given on a command line.
+pub fn url_has_password(url: &str) -> bool {
+    redact_url(url) != url
 }

@@ -20,7 +20,7 @@ pub enum Backend {
 }
 
 /// The server URL of the test PostgreSQL (trust auth on loopback by default).
-fn pg_admin_url() -> String {
+pub fn pg_admin_url() -> String {
     std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
@@ -147,7 +147,13 @@ impl TestApp {
 
     /// Stops the server gracefully and starts a new one over the same database.
     pub async fn restart(&mut self) {
+        self.restart_after(|| ()).await;
+    }
+
+    /// As [`TestApp::restart`], doing `between` while no server runs.
+    pub async fn restart_after(&mut self, between: impl FnOnce()) {
         self.stop_server().await;
+        between();
         self.start().await;
     }
 

@@ -3,10 +3,12 @@
 //! `stories` and `seams` (the governance seams of issue #16: storage
 //! ownership, the mask key, drift) are the conformance suite: every story runs
 //! against SQLite and against PostgreSQL (a fresh database on 127.0.0.1:5432
-//! per test). `units` holds the unit tests (the library has no test binary of
+//! per test). `hygiene` checks the private files and the 503 of a lost
+//! database (issue #17). `units` holds the unit tests (the library has no test binary of
 //! its own).
 
 mod helpers;
+mod hygiene;
 mod seams;
 mod stories;
 mod units;

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, Request, header};
 use tessera_catalog::api::IfMatch;
 use tessera_catalog::config::{Config, Overrides, Secret};
 use tessera_catalog::keys::{generate, parse, verify};
-use tessera_catalog::store::{Edge, find_cycle, like_pattern, redact_url};
+use tessera_catalog::store::{Edge, find_cycle, like_pattern, redact_url, url_has_password};
 
 #[test]
 fn generated_keys_parse_and_verify() {
@@ -30,6 +30,93 @@ fn redacts_passwords() {
     );
     assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     assert_eq!(redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+    assert_eq!(
+        redact_url("postgres://u@h/db?sslmode=require&password=secret&sslpassword=other"),
+        "postgres://u@h/db?sslmode=require&password=***&sslpassword=***"
+    );
+    // An unencoded `?` or `/` in the password does not let any of it through.
+    assert_eq!(redact_url("postgres://u:se?c/ret@h/db"), "postgres://u:***@h/db");
+    assert!(url_has_password("postgres://u:secret@h/db"));
+    assert!(url_has_password("postgres://u@h/db?password=secret"));
+    assert!(!url_has_password("postgres://u@h/db?sslmode=require"));
+}
+
+/// A database error of PostgreSQL, as sqlx hands it over, with this SQLSTATE.
+#[derive(Debug)]
+struct PgError(&'static str);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error {}", self.0)
+    }
+}
+
+impl std::error::Error for PgError {}
+
+impl sqlx::error::DatabaseError for PgError {
+    fn message(&self) -> &str {
+        "terminating connection due to administrator command"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.0.into())
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
+
+/// A lost connection is "unavailable" (503, retry), not an internal error:
+/// the server's shutdown codes, connection exceptions, the pool's own failures.
+#[test]
+fn connection_loss_is_unavailable() {
+    use tessera_catalog::service;
+    use tessera_catalog::store::StoreError;
+    let store_error = |e: sqlx::Error| StoreError::from(e);
+    for code in ["57P01", "57P02", "57P03", "08006", "08003", "08001", "53300"] {
+        let err = store_error(sqlx::Error::Database(Box::new(PgError(code))));
+        assert!(err.is_unavailable(), "{code}: {err:?}");
+        assert!(
+            matches!(service::Error::from(err), service::Error::Unavailable(_)),
+            "{code}"
+        );
+    }
+    for err in [
+        sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed,
+        sqlx::Error::WorkerCrashed,
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+    ] {
+        assert!(store_error(err).is_unavailable());
+    }
+    for code in ["23505", "42501", "42P01", "40001"] {
+        let err = store_error(sqlx::Error::Database(Box::new(PgError(code))));
+        assert!(!err.is_unavailable(), "{code}: {err:?}");
+    }
+    assert!(!store_error(sqlx::Error::RowNotFound).is_unavailable());
+}
+
+/// Every 503 the catalog answers says when to retry.
+#[tokio::test]
+async fn unavailable_answers_say_when_to_retry() {
+    use axum::response::IntoResponse;
+    use tessera_catalog::api::error::ApiError;
+    let response = ApiError::from(tessera_catalog::service::Error::Unavailable("gone".into())).into_response();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers().get(header::RETRY_AFTER),
+        Some(&HeaderValue::from_static("1"))
+    );
+    let response = ApiError::Conflict("no".into()).into_response();
+    assert!(response.headers().get(header::RETRY_AFTER).is_none());
 }
 
 fn edge(up: &str, down: &str) -> Edge {
@@ -128,6 +215,42 @@ fn unknown_keys_are_refused_and_secrets_hidden() {
         let shown = format!("{c:?}");
         assert!(!shown.contains("tsk_secret") && !shown.contains("pw@"), "{shown}");
         assert_eq!(c.bootstrap_key.as_ref().map(Secret::expose), Some("tsk_secret"));
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn the_database_url_can_come_from_a_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("db-url", "  postgres://u:pw@h/db\n")?;
+        jail.set_env("TESSERA_DATABASE_URL_FILE", "db-url");
+        let c = Config::load(None, &Overrides::default()).expect("loads");
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://u:pw@h/db"),
+            "read and trimmed"
+        );
+        assert!(!c.uses_embedded_database());
+        assert!(!format!("{c:?}").contains("pw@"), "{c:?}");
+        jail.create_file("tessera.toml", "database_url_file = \"db-url\"")?;
+        jail.clear_env();
+        let c = Config::load(Some(Path::new("tessera.toml")), &Overrides::default()).expect("loads");
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://u:pw@h/db"),
+            "from the file's key"
+        );
+        // Both at once: which one holds is not guessed.
+        let overrides = Overrides {
+            database_url: Some("postgres://u@h/other".into()),
+            ..Overrides::default()
+        };
+        let err = Config::load(Some(Path::new("tessera.toml")), &overrides).expect_err("both");
+        assert!(err.to_string().contains("both"), "{err}");
+        jail.create_file("tessera.toml", "database_url_file = \"missing\"")?;
+        let err = Config::load(Some(Path::new("tessera.toml")), &Overrides::default()).expect_err("missing");
+        assert!(err.to_string().contains("missing"), "{err}");
         Ok(())
     });
 }

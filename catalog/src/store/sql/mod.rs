@@ -47,9 +47,17 @@ pub struct PgStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file of a `sqlite:` URL.
+    /// Opens (creating if missing) the database file of a `sqlite:` URL. The
+    /// file holds key hashes and the mask key: it and its `-wal`, `-shm` and
+    /// `-journal` companions are made readable by the owner only (0600;
+    /// SQLite gives the companions it creates the database file's mode).
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            restrict_database_files(options.get_filename())?;
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -96,21 +104,81 @@ impl PgStore {
 
 const VERSION_SQL: &str = "SELECT version FROM catalog_state WHERE id = 1";
 
+/// Creates the SQLite database file with mode 0600 when missing, and narrows
+/// it and its companions to 0600 when they exist.
+fn restrict_database_files(path: &std::path::Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |e: std::io::Error| StoreError::Backend(Box::new(e));
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(failed)?;
+        }
+        let name = path.as_os_str();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = name.to_os_string();
+            file.push(suffix);
+            let file = std::path::PathBuf::from(file);
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Loss of the database (the pool cannot hand out a connection, or the
 /// connection broke) is told apart here, where sqlx's error is still known;
 /// beyond the store it is an opaque source.
 #[doc(hidden)]
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        if matches!(
-            err,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-        ) {
+        if is_connection_loss(&err) {
             Self::Unavailable(Box::new(err))
         } else {
             Self::Backend(Box::new(err))
         }
     }
+}
+
+/// Whether an error says that the database is out of reach for now, so that
+/// the same request may succeed when retried: the pool timed out or is
+/// closed, the socket failed, SQLite's worker died, or the server answered
+/// with a connection-level SQLSTATE.
+fn is_connection_loss(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+            // SQLITE_BUSY (5) and its extended codes: another process held
+            // the database past the busy timeout.
+            Some(sqlite) => sqlx::error::DatabaseError::code(sqlite)
+                .and_then(|code| code.parse::<u32>().ok())
+                .is_some_and(|code| code & 0xff == 5),
+            None => db.code().is_some_and(|code| is_unavailable_sqlstate(&code)),
+        },
+        _ => false,
+    }
+}
+
+/// The PostgreSQL error codes of a database out of reach: class 08
+/// (connection exception), 57P01 (admin shutdown: the server is stopping or
+/// an administrator ended the session), 57P02 (crash shutdown), 57P03 (cannot
+/// connect now: starting up or shutting down), 53300 (too many connections).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// Applying the migrations failed.
