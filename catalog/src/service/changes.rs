@@ -27,6 +27,9 @@ impl<'a> Parked<'a> {
     }
 }
 
+/// Reads of the catalog a bundle gets to find one version unchanged.
+const CONSISTENT_TRIES: u32 = 3;
+
 impl Drop for Parked<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
@@ -76,13 +79,23 @@ impl Catalog {
         self.build_bundle().await
     }
 
-    /// Takes a consistent snapshot: reads everything, and reads again if the
-    /// catalog's version moved meanwhile (every mutation moves it).
+    /// Reads everything, and reads again if the catalog's version moved
+    /// meanwhile (every mutation moves it), for a snapshot of one version.
+    ///
+    /// Under steady writes that may never happen, and a bundle must still go
+    /// out (the old loop kept gateways on an old bundle for as long as writes
+    /// kept coming). After [`CONSISTENT_TRIES`] reads the last one is sent,
+    /// labelled with the version read *before* it: it holds every change up
+    /// to that version (all read after it) and perhaps some later ones; since
+    /// the catalog is past that label, gateways fetch again at once, and a
+    /// quiet moment gives them the exact snapshot.
     pub async fn build_bundle(&self) -> Result<Bundle> {
+        let mut tries = 0;
         loop {
             let version = self.store.version().await?;
             let content = self.bundle_content().await?;
-            if self.store.version().await? == version {
+            tries += 1;
+            if tries >= CONSISTENT_TRIES || self.store.version().await? == version {
                 return Ok(Bundle::new(version, content, Utc::now()));
             }
         }

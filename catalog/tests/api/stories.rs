@@ -2011,6 +2011,41 @@ pub async fn governance(app: &mut TestApp) {
     app.get("/api/v1/domains/sales/products/orders/usage", &analyst)
         .await
         .problem(403, "forbidden");
+    // Usage pages like every list: a full page says where the next starts.
+    let second = record.to_string().replace("000000000001", "000000000002");
+    let second: serde_json::Value = serde_json::from_str(&second).expect("json");
+    app.post(
+        "/api/v1/audit",
+        &admin,
+        json!({"gateway": "edge_a", "records": [second]}),
+    )
+    .await
+    .expect(204);
+    let first = app
+        .get("/api/v1/domains/sales/products/orders/usage?limit=1", &owner)
+        .await
+        .expect(200)
+        .json();
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let rest = app
+        .get(
+            &format!("/api/v1/domains/sales/products/orders/usage?limit=1&cursor={cursor}"),
+            &owner,
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1), "{rest}");
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+    assert_ne!(
+        first["items"][0]["record"]["query_id"],
+        rest["items"][0]["record"]["query_id"]
+    );
+    let all = app.get("/api/v1/masks?limit=500", &admin).await.expect(200).json();
+    let count = all["items"].as_array().map_or(0, Vec::len);
+    assert!(count >= 2, "{all}");
+    let one = app.get("/api/v1/masks?limit=1", &admin).await.expect(200).json();
+    assert!(one["next_cursor"].is_string(), "{count} masks, one per page: {one}");
 
     // Every policy change is in the change log.
     let changes = app.get("/api/v1/changes?limit=500", &admin).await.expect(200).json();

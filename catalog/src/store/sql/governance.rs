@@ -236,7 +236,7 @@ macro_rules! governance_store {
                 if let Some(after) = &page.after {
                     qb.push(" AND name > ").push_bind(after.clone());
                 }
-                qb.push(" ORDER BY name LIMIT ").push_bind(page.limit);
+                qb.push(" ORDER BY name LIMIT ").push_bind(page.limit + 1);
                 qb.build_query_as::<PolicyRow>()
                     .fetch_all(&self.pool)
                     .await?
@@ -330,7 +330,7 @@ macro_rules! governance_store {
                 if let Some(after) = q.page.after.as_deref().and_then(|a| a.parse::<i64>().ok()) {
                     qb.push(" AND r.id < ").push_bind(after);
                 }
-                qb.push(" ORDER BY r.id DESC LIMIT ").push_bind(q.page.limit);
+                qb.push(" ORDER BY r.id DESC LIMIT ").push_bind(q.page.limit + 1);
                 qb.build_query_as::<AccessRow>()
                     .fetch_all(&self.pool)
                     .await?
@@ -469,7 +469,7 @@ macro_rules! governance_store {
                 .bind(domain)
                 .bind(product)
                 .bind(after)
-                .bind(page.limit)
+                .bind(page.limit + 1)
                 .fetch_all(&self.pool)
                 .await?
                 .into_iter()
