@@ -86,9 +86,14 @@ pub struct ServeArgs {
     /// Directory of the embedded database and other local state [default: .tessera].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
-    /// `postgres://user@host/db` to use PostgreSQL instead of the embedded SQLite.
+    /// `postgres://user@host/db` to use PostgreSQL instead of the embedded SQLite
+    /// (a URL with a password shows in `ps` output: prefer --database-url-file).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// File holding the database URL (read at start, trimmed); also
+    /// TESSERA_DATABASE_URL_FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<std::path::PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -98,6 +103,18 @@ pub struct ServeArgs {
     /// Arrow Flight SQL address of the gateway [default: 127.0.0.1:50051].
     #[arg(long, value_name = "ADDR")]
     pub flight_listen: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    /// The catalog configuration's layer of these flags.
+    pub fn overrides(&self) -> tessera_catalog::config::Overrides {
+        tessera_catalog::config::Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            database_url_file: self.database_url_file.clone(),
+        }
+    }
 }
 
 /// The platform running in this process: catalog, and a gateway following it.
@@ -115,12 +132,18 @@ pub struct Running {
 /// first admin's key when given and the catalog is new) and an in-process
 /// gateway, serving until SIGTERM or Ctrl-C.
 pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::Result<Running> {
-    use tessera_catalog::config::{Config, Overrides, Secret};
-    let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-    };
+    use tessera_catalog::config::{Config, Secret};
+    let overrides = args.overrides();
+    if args
+        .database_url
+        .as_deref()
+        .is_some_and(tessera_catalog::store::url_has_password)
+    {
+        crate::cli::warn_secret_flag(
+            "--database-url with a password",
+            "--database-url-file FILE, TESSERA_DATABASE_URL_FILE or TESSERA_DATABASE_URL",
+        );
+    }
     let mut config = Config::load(args.config.as_deref(), &overrides).context("invalid configuration")?;
     if let Some(key) = bootstrap_key {
         config.bootstrap_key.get_or_insert(Secret::new(key));
@@ -130,8 +153,12 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
         flight_listen: args.flight_listen,
         http_listen: None,
     };
-    let gateway_config =
+    let mut gateway_config =
         GatewayConfig::load(args.config.as_deref(), &gateway_overrides).context("invalid gateway configuration")?;
+    if gateway_config.data_dir == GatewayConfig::default().data_dir {
+        // The embedded gateway's state (its audit spool) lives with the catalog's.
+        gateway_config.data_dir = config.data_dir.join("gateway");
+    }
     crate::init_logging(&config.log_format);
     tracing::info!(?config, ?gateway_config, "starting");
     let control = Arc::new(InProcess::default());
@@ -155,7 +182,8 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
     let catalog = app.catalog().clone();
     let _ = control.0.set(catalog.clone());
     // The gateway's first bundle is in force before the banner is printed.
-    tokio::spawn(gateway.start().await.stop_when(crate::shutdown_signal()));
+    let serving = gateway.start().await.context("cannot start the gateway")?;
+    tokio::spawn(serving.stop_when(crate::shutdown_signal()));
     let bootstrap_key = app.bootstrap_key().map(str::to_string);
     let server = tokio::spawn(app.run_until(crate::shutdown_signal()));
     Ok(Running {
@@ -193,6 +221,10 @@ pub struct GatewayArgs {
     /// TOML configuration file (its `[gateway]` section).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+    /// File holding the catalog's API key (an admin's), read at start and
+    /// trimmed: the way to give it in production (--key shows in `ps` output).
+    #[arg(long, env = "TESSERA_GATEWAY_KEY_FILE", value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
     /// HTTP address of the query endpoint [default: 127.0.0.1:8081].
     #[arg(long, value_name = "ADDR")]
     http_listen: Option<SocketAddr>,
@@ -205,8 +237,8 @@ pub struct GatewayArgs {
 }
 
 /// `tessera gateway`: a gateway alone, following a remote catalog.
-/// The catalog is `--endpoint` and the key `--key` (an admin's, to read policy
-/// bundles; also taken from `TESSERA_GATEWAY_KEY`).
+/// The catalog is `--endpoint`; the key (an admin's, to read policy bundles)
+/// is [`gateway_key`]'s.
 pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::Result<()> {
     let catalog = global.endpoint.clone().ok_or_else(|| {
         crate::cli::Hinted::new(
@@ -214,16 +246,7 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
             "pass --endpoint <URL> or set TESSERA_CATALOG_URL",
         )
     })?;
-    let key = global
-        .key
-        .clone()
-        .or_else(|| std::env::var("TESSERA_GATEWAY_KEY").ok())
-        .ok_or_else(|| {
-            crate::cli::Hinted::new(
-                "no API key",
-                "pass an admin's key with --key or set TESSERA_GATEWAY_KEY",
-            )
-        })?;
+    let key = gateway_key(global, args.key_file.as_deref())?;
     let overrides = tessera_gateway::config::Overrides {
         pg_listen: args.pg_listen,
         flight_listen: args.flight_listen,
@@ -237,9 +260,69 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
     );
     let gateway = Gateway::build(config, source).await?;
     let endpoints = gateway.endpoints();
-    let serving = gateway.start().await;
+    let serving = gateway.start().await?;
     let http = endpoints.http.map(|a| format!("http://{a}")).unwrap_or_default();
     print_endpoints(&endpoints, &http, None);
     serving.stop_when(crate::shutdown_signal()).await;
     Ok(())
+}
+
+/// The standalone gateway's key, from the first of: `--key` on the command
+/// line (development only: it shows in `ps` output), `--key-file` or
+/// `TESSERA_GATEWAY_KEY_FILE` (read and trimmed), `TESSERA_GATEWAY_KEY`,
+/// `TESSERA_API_KEY`. `--key` with a key file is refused: one key, one place.
+fn gateway_key(global: &crate::cli::Global, key_file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use crate::cli::Hinted;
+    match (global.key_on_command_line, key_file) {
+        (true, Some(_)) => {
+            return Err(Hinted::new(
+                "both --key and a key file are given",
+                "keep --key-file (or TESSERA_GATEWAY_KEY_FILE) and drop --key",
+            )
+            .into());
+        }
+        (true, None) => return global.key.clone().context("--key without a value"),
+        (false, Some(path)) => return read_key_file(path),
+        (false, None) => {}
+    }
+    std::env::var("TESSERA_GATEWAY_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| k.trim().to_string())
+        .or_else(|| global.key.clone())
+        .ok_or_else(|| {
+            Hinted::new(
+                "no API key",
+                "give an admin's key in a file with --key-file FILE (or TESSERA_GATEWAY_KEY_FILE), or set TESSERA_GATEWAY_KEY",
+            )
+            .into()
+        })
+}
+
+/// A key kept in a file: its content, trimmed. A file that others may read
+/// is used, with a warning.
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "warning: the key file {} may be read by other users (mode {:o}): `chmod 600` it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(crate::cli::Hinted::new(
+            format!("the key file {} is empty", path.display()),
+            "write an admin's API key into it",
+        )
+        .into());
+    }
+    Ok(key.to_string())
 }

@@ -34,6 +34,8 @@ pub struct GatewayConfig {
     pub storage: Vec<StorageLocation>,
     /// Hot tables held in memory (off unless given memory).
     pub acceleration: Acceleration,
+    /// The audit spool of a gateway run alone (see [`crate::spool`]).
+    pub audit: AuditConfig,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +51,7 @@ impl Default for GatewayConfig {
             limits: Limits::default(),
             storage: Vec::new(),
             acceleration: Acceleration::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -72,6 +75,35 @@ fn default_name() -> String {
     }
 }
 
+/// The audit spool's bounds (the `[gateway.audit]` section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Bytes of records on disk not yet shipped to the catalog.
+    pub spool_bytes: u64,
+    /// What happens when they are reached.
+    pub when_full: WhenFull,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            spool_bytes: 1 << 30,
+            when_full: WhenFull::Refuse,
+        }
+    }
+}
+
+/// The policy of a full spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenFull {
+    /// New queries fail with SQLSTATE 53100 (HTTP 503) until the catalog takes records again.
+    Refuse,
+    /// Queries run; their records are dropped and counted.
+    Drop,
+}
+
 /// What one query may use, and how many run at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,8 +112,23 @@ pub struct Limits {
     pub max_sql_bytes: usize,
     /// Nesting depth the SQL parser accepts (parentheses, subqueries, expressions).
     pub max_parse_depth: usize,
+    /// Depth of the deepest expression tree a statement may hold; a chain of
+    /// binary operators (`a + b + c …`) is as deep as it is long.
+    pub max_expr_depth: usize,
+    /// Expression nodes (literal values aside) a statement may hold in all.
+    pub max_expr_nodes: usize,
+    /// Values one IN list may hold.
+    pub max_in_list: usize,
+    /// Queries and subqueries (UNION arms included) a statement may hold.
+    pub max_query_blocks: usize,
     /// Memory one query may hold; operators that can spill do so beyond it.
     pub query_memory_bytes: usize,
+    /// Memory all queries together may hold, with the in-memory copies of
+    /// acceleration (`acceleration.memory_bytes`) counted in it: admitted
+    /// queries share what acceleration leaves. The process's RSS stays under
+    /// it plus a slack (docs/reliability.md). None: 4 GiB for queries plus
+    /// acceleration's budget.
+    pub total_memory_bytes: Option<u64>,
     /// Temporary disk one query may spill to.
     pub query_spill_bytes: u64,
     /// Wall-clock time from arrival to the last row, planning and queueing included.
@@ -92,6 +139,10 @@ pub struct Limits {
     pub max_result_bytes: u64,
     /// Queries executing at once; more wait in a queue.
     pub max_concurrent_queries: usize,
+    /// Queries one principal may execute at once (at most
+    /// `max_concurrent_queries`); its others wait in the queue. None: all
+    /// slots but a quarter, so that other users always find one.
+    pub max_principal_queries: Option<usize>,
     /// Queries waiting for a slot; beyond that a query is refused at once.
     pub max_queued_queries: usize,
     /// Longest wait in the queue.
@@ -103,12 +154,21 @@ impl Default for Limits {
         Self {
             max_sql_bytes: 256 * 1024,
             max_parse_depth: 64,
+            // Sized so that the worst statement within all four bounds plans
+            // in well under a second in a release build on two cores
+            // (docs/reliability.md has the measurements).
+            max_expr_depth: 128,
+            max_expr_nodes: 5_000,
+            max_in_list: 10_000,
+            max_query_blocks: 200,
             query_memory_bytes: 1 << 30,
+            total_memory_bytes: None,
             query_spill_bytes: 8 << 30,
             query_timeout_ms: 300_000,
             max_result_rows: 10_000_000,
             max_result_bytes: 4 << 30,
             max_concurrent_queries: 8,
+            max_principal_queries: None,
             max_queued_queries: 64,
             queue_timeout_ms: 30_000,
         }
@@ -116,9 +176,33 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The most one call of a capped function (`repeat`, `lpad`, `range`...)
+    /// may build: an eighth of a query's memory, since what a scalar function
+    /// builds is held beside what the query's operators reserve.
+    pub fn function_output_cap(&self) -> usize {
+        self.query_memory_bytes / 8
+    }
+
     pub fn query_timeout(&self) -> Duration {
         Duration::from_millis(self.query_timeout_ms)
     }
+    /// The slots one principal may hold (see `max_principal_queries`).
+    /// What queries may hold together, given acceleration's budget (see
+    /// `total_memory_bytes`); `None` when the total cannot hold acceleration
+    /// and one query.
+    pub fn query_memory_total(&self, accelerated: u64) -> Option<u64> {
+        let total = self.total_memory_bytes.unwrap_or((4 << 30) + accelerated);
+        total
+            .checked_sub(accelerated)
+            .filter(|left| *left >= self.query_memory_bytes as u64)
+    }
+
+    /// The slots one principal may hold (see `max_principal_queries`).
+    pub fn principal_share(&self) -> usize {
+        let all = self.max_concurrent_queries.max(1);
+        self.max_principal_queries.unwrap_or(all - all / 4).clamp(1, all)
+    }
+
     pub fn queue_timeout(&self) -> Duration {
         Duration::from_millis(self.queue_timeout_ms)
     }

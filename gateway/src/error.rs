@@ -20,6 +20,10 @@ pub enum QueryError {
     TooLong { len: usize, max: usize },
     #[error("syntax error: {0}")]
     Syntax(String),
+    /// A statement over the bounds of its shape (see `Limits`): planning it
+    /// could take the gateway down.
+    #[error("the statement is too complex: {0}")]
+    TooComplex(String),
     /// DDL, DML, COPY, SET and the like: the gateway only answers queries.
     #[error("{0}")]
     NotAllowed(String),
@@ -49,6 +53,10 @@ pub enum QueryError {
     Memory(String),
     #[error("storage: {0}")]
     Storage(String),
+    /// The query's audit record cannot be kept (the gateway's audit spool is
+    /// full, or its disk failed): queries are refused rather than unaudited.
+    #[error("the gateway cannot record queries right now: {0}")]
+    AuditUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -59,8 +67,10 @@ impl QueryError {
         match self {
             Self::Unauthenticated => "28P01",
             Self::NotReady | Self::Stale { .. } => "57P03",
+            Self::AuditUnavailable(_) => "53100",
             Self::TooLong { .. } => "54000",
             Self::Syntax(_) => "42601",
+            Self::TooComplex(_) => "54001",
             Self::NotAllowed(_) => "42501",
             Self::NotFound(m) if m.contains("function") => "42883",
             Self::NotFound(m) if m.contains("column") || m.contains("field") => "42703",
@@ -87,10 +97,10 @@ impl QueryError {
             Self::NotFound(_) => 404,
             Self::NotServed(_) => 409,
             Self::TooLong { .. } => 413,
-            Self::Syntax(_) | Self::Unsupported(_) | Self::Plan(_) | Self::Data { .. } => 400,
+            Self::Syntax(_) | Self::TooComplex(_) | Self::Unsupported(_) | Self::Plan(_) | Self::Data { .. } => 400,
             Self::TooManyRows { .. } | Self::TooManyBytes { .. } | Self::Memory(_) => 422,
             Self::Busy { .. } => 429,
-            Self::NotReady | Self::Stale { .. } => 503,
+            Self::NotReady | Self::Stale { .. } | Self::AuditUnavailable(_) => 503,
             Self::Timeout { .. } => 504,
             Self::Storage(_) => 502,
             Self::Internal(_) => 500,
@@ -103,8 +113,10 @@ impl QueryError {
             Self::Unauthenticated => "unauthenticated",
             Self::NotReady => "not-ready",
             Self::Stale { .. } => "bundle-stale",
+            Self::AuditUnavailable(_) => "audit-unavailable",
             Self::TooLong { .. } => "sql-too-long",
             Self::Syntax(_) => "sql-syntax",
+            Self::TooComplex(_) => "statement-too-complex",
             Self::NotAllowed(_) => "statement-not-allowed",
             Self::NotFound(_) => "not-found",
             Self::Unsupported(_) => "unsupported",
@@ -132,6 +144,13 @@ impl QueryError {
             return own;
         }
         let message = strip_prefixes(&root.to_string());
+        if message.contains("max_temp_directory_size") {
+            // Spilling beyond `query_spill_bytes` (an I/O error to DataFusion):
+            // the query needs more than its memory and spill space.
+            return Self::Memory(format!(
+                "it would spill more than its limits.query_spill_bytes ({message})"
+            ));
+        }
         match root {
             DataFusionError::SQL(..) => Self::Syntax(message),
             DataFusionError::NotImplemented(_) => Self::Unsupported(message),

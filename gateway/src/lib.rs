@@ -11,7 +11,8 @@
 //! - [`accel`]: hot tables held in memory by Delta version.
 //! - [`compact`]: view columns compacted before they cross the wire.
 //! - [`sync`]: the link to the catalog (bundles, ACK/NACK, last-known-good, audit shipping).
-//! - [`config`]: listeners, limits, storage, acceleration.
+//! - [`spool`]: the durable audit spool of a standalone gateway.
+//! - [`config`]: listeners, limits, storage, acceleration, audit.
 //! - [`error`]: a query's failure, with its SQLSTATE, HTTP status and gRPC code.
 
 pub mod accel;
@@ -23,6 +24,7 @@ pub mod mask;
 pub mod policy;
 pub mod served;
 pub mod server;
+pub mod spool;
 pub mod sync;
 pub mod tables;
 

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tessera_contracts::api::{AuditBatch, AuditRecord, GatewayReport};
 use tessera_contracts::bundle::{Bundle, BundleError};
 
-use crate::engine::{AuditSink, Engine, QueryRecord};
+use crate::engine::{Engine, QueryRecord};
 
 /// Why the catalog could not be reached or understood.
 #[derive(Debug, thiserror::Error)]
@@ -459,74 +459,6 @@ pub enum Refresh {
     Unchanged,
     /// The catalog's bundle was refused (NACK); the previous one stays.
     Refused(String),
-}
-
-/// Audit records on their way to the catalog: an [`AuditSink`] that never
-/// blocks a query.
-pub struct Shipper {
-    tx: tokio::sync::mpsc::Sender<QueryRecord>,
-}
-
-/// Records held while the catalog is away; beyond it the oldest are dropped (and counted).
-const AUDIT_BUFFER: usize = 50_000;
-const AUDIT_BATCH: usize = 500;
-
-impl Shipper {
-    /// Starts the shipping task (on the current runtime) for gateway `name`.
-    pub fn start(source: Arc<dyn BundleSource>, name: String) -> Arc<Self> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<QueryRecord>(AUDIT_BATCH * 4);
-        tokio::spawn(async move {
-            let mut pending: std::collections::VecDeque<AuditRecord> = std::collections::VecDeque::new();
-            let mut dropped = 0_u64;
-            loop {
-                let mut closed = false;
-                let tick = tokio::time::sleep(Duration::from_secs(1));
-                tokio::pin!(tick);
-                while pending.len() < AUDIT_BATCH {
-                    tokio::select! {
-                        record = rx.recv() => match record {
-                            Some(r) => pending.push_back(audit_record(&r)),
-                            None => { closed = true; break; }
-                        },
-                        () = &mut tick => break,
-                    }
-                }
-                while pending.len() > AUDIT_BUFFER {
-                    pending.pop_front();
-                    dropped += 1;
-                }
-                if !pending.is_empty() {
-                    let take = pending.len().min(AUDIT_BATCH);
-                    let batch = AuditBatch {
-                        gateway: name.clone(),
-                        records: pending.iter().take(take).cloned().collect(),
-                    };
-                    match source.audit(&batch).await {
-                        Ok(()) => {
-                            pending.drain(..take);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, pending = pending.len(), dropped, "cannot ship query audit");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
-                if closed && pending.is_empty() {
-                    break;
-                }
-            }
-        });
-        Arc::new(Self { tx })
-    }
-}
-
-impl AuditSink for Shipper {
-    fn record(&self, record: QueryRecord) {
-        crate::engine::LogAudit.record(record.clone());
-        if self.tx.try_send(record).is_err() {
-            tracing::warn!("query audit is backing up: a record was dropped");
-        }
-    }
 }
 
 /// A query record as the catalog stores it.

@@ -335,12 +335,37 @@ pub struct SessionCatalog {
     system: std::sync::RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
 }
 
+/// Session catalogs alive now (a leak shows as a count that only grows).
+static LIVE_SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many sessions' catalogs are alive in this process.
+pub fn live_sessions() -> usize {
+    LIVE_SESSIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for SessionCatalog {
+    fn drop(&mut self) {
+        LIVE_SESSIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl SessionCatalog {
     pub fn new(domains: BTreeMap<String, Arc<DomainSchema>>) -> Self {
+        LIVE_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             domains,
             system: std::sync::RwLock::default(),
         }
+    }
+
+    /// Drops the system schemas a protocol added. PostgreSQL's `pg_catalog`
+    /// holds the session's catalog list, which holds this catalog: a cycle
+    /// that keeps the whole session alive until this breaks it.
+    pub fn clear_system(&self) {
+        self.system
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     fn system(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<dyn SchemaProvider>>> {

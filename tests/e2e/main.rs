@@ -1,8 +1,11 @@
 //! End-to-end tests of the `tessera` binary: real processes over real sockets.
 
 mod cli;
+mod hygiene;
+mod logs;
+mod reliability;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -21,20 +24,31 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the binary and reads its banner (bounded wait, no sleeps).
+    /// Starts the binary and reads its banner (bounded wait, no sleeps); its
+    /// stderr goes to the test's logs.
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let (stderr, log) = logs::process("serve");
+        Self::start_logged(args, envs, stderr, log)
+    }
+
+    /// As [`Server::start`], with stderr and the unparsed rest of stdout
+    /// going to `stderr` and `log`.
+    fn start_logged(args: &[&str], envs: &[(&str, &str)], stderr: Stdio, log: Option<std::fs::File>) -> Self {
         let mut cmd = Command::new(BIN);
         // The gateway's protocol ports are picked free, so tests run side by side.
         cmd.arg("serve")
             .args(args)
             .args(["--pg-listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (k, v) in envs {
+            if *k == "TESSERA_BOOTSTRAP_KEY" {
+                logs::secret(v);
+            }
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("tessera starts");
-        let rx = stdout_lines(&mut child);
+        let rx = stdout_lines(&mut child, log);
         let mut banner = Vec::new();
         let mut url = None;
         let mut bootstrap_key = None;
@@ -60,6 +74,9 @@ impl Server {
             }
         }
         let url = url.unwrap_or_else(|| panic!("no listening line in {banner:?}"));
+        if let Some(key) = &bootstrap_key {
+            logs::secret(key);
+        }
         Self {
             child,
             url,
@@ -75,14 +92,18 @@ impl Server {
 }
 
 /// The child's stdout, line by line, read on a thread of its own so that a
-/// caller can wait with a timeout.
-fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+/// caller can wait with a timeout. Once the caller stops listening (drops the
+/// receiver), the rest is drained into `log` (the process's log file), or
+/// discarded.
+fn stdout_lines(child: &mut Child, mut log: Option<std::fs::File>) -> mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
+            if let Err(mpsc::SendError(line)) = tx.send(line)
+                && let Some(log) = &mut log
+            {
+                let _ = writeln!(log, "{line}");
             }
         }
     });
@@ -261,6 +282,7 @@ async fn configuration_layers_and_bootstrap_key_from_the_environment() {
         .args(["serve", "--config", config.to_str().expect("utf-8")])
         .output()
         .expect("runs");
+    logs::record("serve", &out);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("lisen"), "{stderr}");
@@ -322,6 +344,7 @@ async fn postgres_is_selected_by_database_url() {
 #[test]
 fn openapi_command_prints_the_document() {
     let out = Command::new(BIN).arg("openapi").output().expect("runs");
+    logs::record("cli", &out);
     assert!(out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(doc["openapi"], "3.1.0");
@@ -334,6 +357,7 @@ fn openapi_command_prints_the_document() {
 
 fn tessera(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).output().expect("runs");
+    logs::record("cli", &out);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -664,6 +688,7 @@ async fn quality_run_reports_to_the_catalog() {
         .env("TESSERA_API_KEY", key)
         .output()
         .expect("runs");
+    logs::record("cli", &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -976,11 +1001,17 @@ async fn a_standalone_gateway_follows_the_catalog() {
     catalog.terminate();
 }
 
-/// Starts `tessera gateway` against `catalog` and returns it with its query URL.
+/// Starts `tessera gateway` against `catalog` and returns it with its query
+/// URL. The key is given as in production, in a file of mode 0600
+/// (`--key-file`), read at start.
 fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, String) {
+    let mut key_file = tempfile::NamedTempFile::new().expect("a key file");
+    key_file.write_all(key.as_bytes()).expect("key written");
+    let (stderr, log) = logs::process("gateway");
     let mut command = Command::new(BIN);
     command
-        .args(["gateway", "--catalog", catalog, "--key", key])
+        .args(["gateway", "--catalog", catalog, "--key-file"])
+        .arg(key_file.path())
         .args([
             "--http-listen",
             "127.0.0.1:0",
@@ -990,12 +1021,12 @@ fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, Str
             "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for (k, v) in envs {
         command.env(k, v);
     }
     let mut gateway = command.spawn().expect("gateway starts");
-    let rx = stdout_lines(&mut gateway);
+    let rx = stdout_lines(&mut gateway, log);
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if line.contains("SQL over HTTP:") {
             let url = line.split_whitespace().last().expect("url").to_string();
@@ -1042,6 +1073,14 @@ async fn until(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     None
+}
+
+/// The newest 500 usage records of `customers.customer`, and its page.
+async fn usage_of_customer(base: &str, key: &str) -> (Value, Vec<Value>) {
+    let url = format!("{base}/domains/customers/products/customer/usage?limit=500");
+    let (_, page) = call(reqwest::Method::GET, url, key, None).await;
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    (page, items)
 }
 
 /// Policies written once in the catalog reach every gateway, the embedded one
@@ -1211,14 +1250,7 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
     // The queries' audit reaches the catalog: the owners see masks and filters applied.
     let mut usage = Value::Null;
     for _ in 0..100 {
-        let (_, page) = call(
-            reqwest::Method::GET,
-            format!("{base}/domains/customers/products/customer/usage?limit=500"),
-            &key,
-            None,
-        )
-        .await;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let (page, items) = usage_of_customer(&base, &key).await;
         if items
             .iter()
             .any(|i| i["record"]["filters"] == json!(["regions:customers.customer"]))
@@ -1239,20 +1271,48 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
 
     // The catalog goes away: the standalone gateway serves its last-known-good
     // bundle, also after a restart of its own.
+    let edge_base = edge_url.trim_end_matches("/api/v1/query").to_string();
+    let (status, ready) = call(reqwest::Method::GET, format!("{edge_base}/ready"), "", None).await;
+    assert_eq!(status, 200, "a synced gateway is ready: {ready}");
     catalog.terminate();
     let served = |s: u16, b: &Value| s == 200 && b["rows"][0]["nations"] == json!(5);
     assert!(until(&edge_url, &ana, None, count, served).await.is_some());
+    // Queries answered while the catalog is away are audited all the same:
+    // each record is on the gateway's disk before its answer completes, so
+    // even a kill -9 right after the answers loses none of them.
+    let run = std::process::id();
+    let markers: Vec<String> = (0..6).map(|i| format!("outage_{run}_{i}")).collect();
+    for marker in &markers {
+        let sql = format!("SELECT count(*) AS n FROM customers.customer WHERE c_name <> '{marker}'");
+        let answered = until(&edge_url, &ana, None, &sql, |s, _| s == 200).await;
+        assert!(answered.is_some(), "{sql}");
+    }
+    let metrics = reqwest::get(format!("{edge_base}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("text");
+    let written = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_gateway_audit_spool_written_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(written.is_some_and(|n| n >= 6), "{metrics}");
     let _ = edge.kill();
     let _ = edge.wait();
     let (mut edge, edge_url) = start_gateway(&format!("http://{listen}"), &key, &gateway_env);
     let restarted = until(&edge_url, &ana, None, count, served).await;
     assert!(restarted.is_some(), "a restarted gateway serves the saved bundle");
-    // Past max_staleness it fails closed.
+    let edge_base = edge_url.trim_end_matches("/api/v1/query").to_string();
+    // Past max_staleness it fails closed, and says so to load balancers.
     let closed = until(&edge_url, &ana, None, count, |s, b| {
         s == 503 && b["sqlstate"] == "57P03"
     })
     .await;
     assert!(closed.is_some(), "the gateway fails closed past max_staleness");
+    let (status, ready) = call(reqwest::Method::GET, format!("{edge_base}/ready"), "", None).await;
+    assert_eq!(status, 503, "a stale gateway is not ready: {ready}");
+    assert_eq!(ready["status"], "unavailable", "{ready}");
 
     // The catalog returns (same data, same address): the gateway resyncs.
     let catalog = Server::start(
@@ -1261,6 +1321,30 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
     );
     let back = until(&edge_url, &ana, None, count, served).await;
     assert!(back.is_some(), "the gateway resyncs when the catalog returns");
+    // The outage's records reach the catalog from the restarted gateway's
+    // spool, each exactly once.
+    let base = format!("{}/api/v1", catalog.url);
+    let key = catalog.bootstrap_key.clone().unwrap_or(key);
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        let (_, items) = usage_of_customer(&base, &key).await;
+        seen = markers
+            .iter()
+            .map(|m| {
+                items
+                    .iter()
+                    .filter(|i| i["record"]["sql"].as_str().is_some_and(|sql| sql.contains(m.as_str())))
+                    .count()
+            })
+            .collect();
+        if seen.iter().all(|n| *n >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, vec![1; markers.len()], "each outage query's record arrives once");
+    let (status, ready) = call(reqwest::Method::GET, format!("{edge_base}/health"), "", None).await;
+    assert_eq!(status, 200, "{ready}");
     let _ = edge.kill();
     let _ = edge.wait();
     catalog.terminate();

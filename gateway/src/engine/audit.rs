@@ -44,7 +44,50 @@ pub struct QueryRecord {
 
 /// Where query records go; the governance work sends them to the catalog.
 pub trait AuditSink: Send + Sync + 'static {
-    fn record(&self, record: QueryRecord);
+    /// Takes a record; what it returns resolves once the record is kept (on
+    /// disk, for a durable sink). The engine waits for it before a query's
+    /// answer completes.
+    fn record(&self, record: QueryRecord) -> Saving;
+
+    /// Whether a new query may start: a durable sink that cannot keep more
+    /// records refuses (typed, so that the client retries).
+    fn admit(&self) -> Result<(), QueryError> {
+        Ok(())
+    }
+}
+
+/// A record on its way to being kept (see [`AuditSink::record`]).
+#[derive(Debug)]
+pub struct Saving(Option<tokio::sync::oneshot::Receiver<Result<(), String>>>);
+
+impl Saving {
+    /// Kept already (or nothing to wait for).
+    pub fn done() -> Self {
+        Self(None)
+    }
+
+    /// Kept when `kept` answers; an error, or a sink gone without answering, is a failure.
+    pub fn pending(kept: tokio::sync::oneshot::Receiver<Result<(), String>>) -> Self {
+        Self(Some(kept))
+    }
+}
+
+impl std::future::Future for Saving {
+    type Output = Result<(), QueryError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let Some(kept) = self.0.as_mut() else {
+            return std::task::Poll::Ready(Ok(()));
+        };
+        std::pin::Pin::new(kept).poll(cx).map(|answer| {
+            self.0 = None;
+            match answer {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(QueryError::AuditUnavailable(e)),
+                Err(_) => Err(QueryError::AuditUnavailable("the audit spool stopped".into())),
+            }
+        })
+    }
 }
 
 /// The engine's extension points.
@@ -66,7 +109,7 @@ impl Default for Hooks {
 pub struct LogAudit;
 
 impl AuditSink for LogAudit {
-    fn record(&self, r: QueryRecord) {
+    fn record(&self, r: QueryRecord) -> Saving {
         match &r.outcome {
             Ok(()) => tracing::info!(query_id = %r.id, principal = %r.principal, protocol = ?r.protocol,
                 rows = r.rows, bytes = r.bytes, elapsed_ms = r.elapsed.as_millis() as u64,
@@ -75,6 +118,7 @@ impl AuditSink for LogAudit {
                 elapsed_ms = r.elapsed.as_millis() as u64, bundle = r.bundle_version,
                 error = %e, sqlstate = e.sqlstate(), "query failed"),
         }
+        Saving::done()
     }
 }
 
@@ -167,18 +211,20 @@ impl Audit {
         }
     }
 
-    pub(super) fn finish(mut self, rows: u64, bytes: u64, outcome: Result<(), QueryError>) {
-        self.report(rows, bytes, outcome);
+    pub(super) fn finish(mut self, rows: u64, bytes: u64, outcome: Result<(), QueryError>) -> Saving {
+        self.report(rows, bytes, outcome)
     }
 
-    pub(super) fn report(&mut self, rows: u64, bytes: u64, outcome: Result<(), QueryError>) {
-        if let Some(mut record) = self.record.take() {
-            record.rows = rows;
-            record.bytes = bytes;
-            record.elapsed = self.started.elapsed();
-            record.outcome = outcome;
-            self.sink.record(record);
-        }
+    /// Hands the record to the sink (once; later calls do nothing).
+    pub(super) fn report(&mut self, rows: u64, bytes: u64, outcome: Result<(), QueryError>) -> Saving {
+        let Some(mut record) = self.record.take() else {
+            return Saving::done();
+        };
+        record.rows = rows;
+        record.bytes = bytes;
+        record.elapsed = self.started.elapsed();
+        record.outcome = outcome;
+        self.sink.record(record)
     }
 }
 
@@ -200,8 +246,9 @@ mod tests {
     struct Recorder(Mutex<Vec<QueryRecord>>);
 
     impl AuditSink for Arc<Recorder> {
-        fn record(&self, record: QueryRecord) {
+        fn record(&self, record: QueryRecord) -> Saving {
             self.0.lock().expect("lock").push(record);
+            Saving::done()
         }
     }
 

@@ -134,6 +134,12 @@ impl Engine {
         Ok(compiled)
     }
 
+    /// Whether queries can be answered now: a bundle is installed and, with a
+    /// `max_staleness`, confirmed recently enough; its version if so.
+    pub fn ready(&self) -> Result<i64, QueryError> {
+        self.current().map(|c| c.bundle.version)
+    }
+
     /// Records that the catalog confirmed the bundle in force at `at` (the
     /// source of the `max_staleness` clock; restored from disk after a restart).
     pub fn confirm(&self, at: std::time::SystemTime) {

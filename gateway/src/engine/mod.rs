@@ -8,15 +8,19 @@
 //! - [`bundle`]: the bundle in force, checked and indexed; API keys checked against it.
 //! - [`session`]: a principal's view of the mesh, and a statement's way from
 //!   text to a physical plan.
+//! - [`complexity`]: bounds on a statement's shape, before it is planned.
 //! - [`admission`]: the concurrency limit and its bounded queue.
 //! - [`audit`]: what a query read and under which policies, reported once.
 //! - [`explain`]: EXPLAIN without storage paths for non-admins.
+//! - [`memory`]: each query's pool within the process's; capped large-value functions.
 //! - [`stream`]: a running query's results under its deadline and result caps.
 
 mod admission;
 mod audit;
 mod bundle;
+mod complexity;
 mod explain;
+mod memory;
 mod session;
 mod stream;
 
@@ -28,13 +32,15 @@ use std::time::Duration;
 
 use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::error::DataFusionError;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use tokio::sync::{Semaphore, watch};
 
-pub use self::audit::{AuditSink, Hooks, LogAudit, QueryRecord, Touched};
+pub use self::audit::{AuditSink, Hooks, LogAudit, QueryRecord, Saving, Touched};
 use self::bundle::Compiled;
 pub use self::session::{Principal, Protocol, Session};
 pub use self::stream::QueryStream;
@@ -64,7 +70,10 @@ struct Inner {
     tables: Arc<TableCache>,
     template: SessionState,
     runtime: Arc<RuntimeEnv>,
+    /// What all queries together may hold (the total, less acceleration's budget).
+    memory: Arc<dyn MemoryPool>,
     slots: Arc<Semaphore>,
+    shares: admission::Shares,
     waiting: AtomicUsize,
     planner: Option<tokio::runtime::Runtime>,
     hooks: Hooks,
@@ -139,7 +148,7 @@ impl Engine {
             .with_metadata_cache_limit(256 << 20)
             .build_arc()
             .map_err(internal)?;
-        let template = SessionStateBuilder::new()
+        let mut template = SessionStateBuilder::new()
             .with_config(session_config(cores))
             .with_runtime_env(Arc::clone(&runtime))
             .with_default_features()
@@ -148,10 +157,27 @@ impl Engine {
             .with_table_functions(HashMap::new())
             .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
             .build();
+        let limits = &config.limits;
+        let functions = template.scalar_functions().clone();
+        for udf in memory::capped(|name| functions.get(name).cloned(), limits.function_output_cap()) {
+            template.register_udf(Arc::new(udf)).map_err(internal)?;
+        }
+        let accelerated = config.acceleration.memory_bytes;
+        let Some(for_queries) = limits.query_memory_total(accelerated) else {
+            return Err(QueryError::Internal(format!(
+                "limits.total_memory_bytes ({:?}) must hold acceleration.memory_bytes ({accelerated}) \
+                 and at least one query's limits.query_memory_bytes ({})",
+                limits.total_memory_bytes, limits.query_memory_bytes
+            )));
+        };
+        let for_queries = usize::try_from(for_queries).unwrap_or(usize::MAX);
         let planner = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores.min(4))
             .thread_name("tessera-engine")
             .thread_stack_size(PLANNER_STACK)
+            .on_thread_start(below_serving)
+            // Plannings run on blocking threads (see `Session::on_engine`).
+            .max_blocking_threads(64)
             .enable_all()
             .build()
             .map_err(|e| QueryError::Internal(format!("cannot start the planner threads: {e}")))?;
@@ -169,7 +195,9 @@ impl Engine {
                 )),
                 template,
                 runtime,
+                memory: Arc::new(GreedyMemoryPool::new(for_queries)),
                 slots: Arc::new(Semaphore::new(config.limits.max_concurrent_queries.max(1))),
+                shares: admission::Shares::default(),
                 waiting: AtomicUsize::new(0),
                 planner: Some(planner),
                 hooks,
@@ -179,6 +207,26 @@ impl Engine {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Checks SQL text that another parser will read before the engine does
+    /// (size, then each statement's shape; see [`complexity::screen`]), on the
+    /// engine's threads: a statement's syntax tree can be deeper than a
+    /// connection thread's stack.
+    pub async fn screen(&self, sql: &str) -> Result<(), QueryError> {
+        let limits = self.inner.limits.clone();
+        if sql.len() > limits.max_sql_bytes {
+            return Err(QueryError::TooLong {
+                len: sql.len(),
+                max: limits.max_sql_bytes,
+            });
+        }
+        let sql = sql.to_string();
+        self.inner
+            .runtime()?
+            .spawn_blocking(move || complexity::screen(&sql, &limits))
+            .await
+            .map_err(|e| QueryError::Internal(format!("screening the statement failed: {e}")))?
     }
 
     /// Where each table read so far stands with acceleration: held in memory,
@@ -194,3 +242,20 @@ impl Engine {
         tables
     }
 }
+
+/// Runs the calling thread (one of the engine's) at a lower scheduling
+/// priority than the threads serving connections and the control thread:
+/// query work never delays a deadline's answer, a bystander's query on the
+/// wire or the installation of a new bundle, and still has every CPU when
+/// nothing else needs one. Lowering a thread's own priority needs no
+/// privilege (on Linux, `nice` is per thread).
+fn below_serving() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ENGINE_NICENESS) {
+        tracing::debug!(error = %e, "cannot lower the engine thread's priority");
+    }
+}
+
+/// How much lower the engine's threads run (`nice`, 0 to 19).
+#[cfg(target_os = "linux")]
+const ENGINE_NICENESS: i32 = 5;

@@ -223,6 +223,46 @@ fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
     }
 }
 
+/// Parses one statement of untrusted SQL and measures it: its size, its kind
+/// (queries only), its shape (see [`complexity`](super::complexity)). Parsing
+/// and measuring run on the engine's threads, whose stacks take the depth
+/// the bounds allow.
+pub(super) fn parse(sql: &str, limits: &crate::config::Limits) -> Result<DfStatement, QueryError> {
+    if sql.len() > limits.max_sql_bytes {
+        return Err(QueryError::TooLong {
+            len: sql.len(),
+            max: limits.max_sql_bytes,
+        });
+    }
+    let mut statements = DFParserBuilder::new(sql)
+        .with_dialect(&PostgreSqlDialect {})
+        .with_recursion_limit(limits.max_parse_depth)
+        .build()
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| QueryError::Syntax(e.to_string().trim_start_matches("SQL error: ").to_string()))?;
+    let statement = match (statements.pop_front(), statements.is_empty()) {
+        (Some(s), true) => s,
+        (None, _) => return Err(QueryError::Syntax("the SQL text holds no statement".into())),
+        (Some(_), false) => {
+            return Err(QueryError::NotAllowed("one statement per query, please".into()));
+        }
+    };
+    check_statement(&statement)?;
+    if let Some(inner) = sql_statement(&statement) {
+        super::complexity::check(inner, limits)?;
+    }
+    Ok(statement)
+}
+
+/// The SQL statement inside a DataFusion statement (EXPLAIN's included).
+fn sql_statement(statement: &DfStatement) -> Option<&SqlStatement> {
+    match statement {
+        DfStatement::Statement(s) => Some(s),
+        DfStatement::Explain(e) => sql_statement(&e.statement),
+        _ => None,
+    }
+}
+
 /// The gateway's second fence: whatever the parser let through, a plan that
 /// defines, changes or writes anything is refused.
 fn lockdown() -> SQLOptions {
@@ -265,6 +305,16 @@ impl Session {
         self
     }
 
+    /// Drops the system schemas a protocol added to the session's catalog
+    /// (see [`SessionCatalog::clear_system`]); its last user calls it.
+    pub fn clear_system_schemas(&self) {
+        if let Some(catalog) = self.state.catalog_list().catalog(CATALOG)
+            && let Some(catalog) = (catalog.as_ref() as &dyn std::any::Any).downcast_ref::<SessionCatalog>()
+        {
+            catalog.clear_system();
+        }
+    }
+
     /// The session's DataFusion state (its catalog holds only what the principal
     /// may query); for protocol adapters that need catalog metadata.
     pub fn state(&self) -> &SessionState {
@@ -285,24 +335,24 @@ impl Session {
     }
 
     async fn plan_until(&self, sql: &str, deadline: tokio::time::Instant) -> Result<LogicalPlan, QueryError> {
-        let depth = self.engine.inner.limits.max_parse_depth;
-        let state = Arc::clone(&self.state);
+        let statement = self.parse_until(sql, deadline).await?;
+        self.plan_statement(statement, deadline).await
+    }
+
+    /// Parses and measures a statement (see [`parse`]) on the engine's threads.
+    async fn parse_until(&self, sql: &str, deadline: tokio::time::Instant) -> Result<DfStatement, QueryError> {
+        let limits = self.engine.inner.limits.clone();
         let sql = sql.to_string();
+        self.on_engine(deadline, async move { parse(&sql, &limits) }).await
+    }
+
+    async fn plan_statement(
+        &self,
+        statement: DfStatement,
+        deadline: tokio::time::Instant,
+    ) -> Result<LogicalPlan, QueryError> {
+        let state = Arc::clone(&self.state);
         self.on_engine(deadline, async move {
-            let mut statements = DFParserBuilder::new(sql.as_str())
-                .with_dialect(&PostgreSqlDialect {})
-                .with_recursion_limit(depth)
-                .build()
-                .and_then(|mut p| p.parse_statements())
-                .map_err(|e| QueryError::Syntax(e.to_string().trim_start_matches("SQL error: ").to_string()))?;
-            let statement = match (statements.pop_front(), statements.is_empty()) {
-                (Some(s), true) => s,
-                (None, _) => return Err(QueryError::Syntax("the SQL text holds no statement".into())),
-                (Some(_), false) => {
-                    return Err(QueryError::NotAllowed("one statement per query, please".into()));
-                }
-            };
-            check_statement(&statement)?;
             let plan = state.statement_to_plan(statement).await?;
             lockdown()
                 .verify_plan(&plan)
@@ -321,13 +371,20 @@ impl Session {
     }
 
     /// Runs `work` on the engine's threads (large stacks, apart from the
-    /// threads serving connections), within the query's deadline.
+    /// threads serving connections), within the query's deadline; past it the
+    /// caller gets its timeout at once, and the work finishes on its own.
     async fn on_engine<T: Send + 'static>(
         &self,
         deadline: tokio::time::Instant,
         work: impl Future<Output = Result<T, QueryError>> + Send + 'static,
     ) -> Result<T, QueryError> {
-        let task = self.engine.inner.runtime()?.spawn(work);
+        // Planning is CPU work that cannot be preempted: each runs on a
+        // blocking thread of the engine's runtime (large stack), so that one
+        // outliving its deadline holds no thread any other query needs; the
+        // pool grows instead. Its bounds (see `complexity`) keep it short.
+        let runtime = self.engine.inner.runtime()?;
+        let handle = runtime.handle().clone();
+        let task = runtime.spawn_blocking(move || handle.block_on(work));
         let secs = self.engine.inner.limits.query_timeout().as_secs_f64();
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(done)) => done,
@@ -338,22 +395,27 @@ impl Session {
 
     /// Runs one SQL statement: admission, planning, execution under the limits.
     pub async fn sql(&self, sql: &str) -> Result<QueryStream, QueryError> {
-        self.run(sql, None).await
+        self.run(sql, None, Instant::now()).await
+    }
+
+    /// Runs one SQL statement that arrived at `arrived` (before its request
+    /// was read and authenticated): its deadline counts from then.
+    pub async fn sql_arrived(&self, sql: &str, arrived: Instant) -> Result<QueryStream, QueryError> {
+        self.run(sql, None, arrived).await
     }
 
     /// Runs a prepared statement with parameters. It is planned again, under
     /// this session: a plan made earlier holds the tables and policies of the
     /// session it was made in, which a new bundle or purpose may have changed.
     pub async fn execute(&self, sql: &str, params: ParamValues) -> Result<QueryStream, QueryError> {
-        self.run(sql, Some(params)).await
+        self.run(sql, Some(params), Instant::now()).await
     }
 
-    async fn run(&self, sql: &str, params: Option<ParamValues>) -> Result<QueryStream, QueryError> {
-        let started = Instant::now();
+    async fn run(&self, sql: &str, params: Option<ParamValues>, started: Instant) -> Result<QueryStream, QueryError> {
         let id = uuid::Uuid::new_v4();
         let inner = &self.engine.inner;
         let limits = &inner.limits;
-        let deadline = tokio::time::Instant::now() + limits.query_timeout();
+        let deadline = tokio::time::Instant::from_std(started) + limits.query_timeout();
         let audit = Audit {
             sink: Arc::clone(&inner.hooks.audit),
             record: Some(QueryRecord {
@@ -380,8 +442,11 @@ impl Session {
                     max: limits.max_sql_bytes,
                 });
             }
+            inner.hooks.audit.admit()?;
+            // What the text alone decides (syntax, kind, shape) needs no slot.
+            let statement = self.parse_until(sql, deadline).await?;
             let permit = self.admit(deadline).await?;
-            let plan = self.plan_until(sql, deadline).await?;
+            let plan = self.plan_statement(statement, deadline).await?;
             let plan = match params {
                 Some(params) => plan.with_param_values(params)?,
                 None => plan,
@@ -416,6 +481,7 @@ impl Session {
                 rows: 0,
                 bytes: 0,
                 done: false,
+                saving: None,
                 _permit: permit,
                 audit: {
                     audit.touched(touched);
@@ -423,7 +489,9 @@ impl Session {
                 },
             }),
             Err(e) => {
-                audit.finish(0, 0, Err(e.clone()));
+                // Kept before the error is answered; a failure to keep it
+                // leaves the query's own error as the answer.
+                let _ = audit.finish(0, 0, Err(e.clone())).await;
                 Err(e)
             }
         }
@@ -452,10 +520,11 @@ impl Session {
     /// caches and object stores.
     fn task_context(&self) -> Result<Arc<TaskContext>, QueryError> {
         let inner = &self.engine.inner;
-        let pool = TrackConsumersPool::new(
+        let own = TrackConsumersPool::new(
             FairSpillPool::new(inner.limits.query_memory_bytes),
             NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
         );
+        let pool = super::memory::QueryPool::new(Arc::new(own), Arc::clone(&inner.memory));
         let runtime = RuntimeEnvBuilder::from_runtime_env(&inner.runtime)
             .with_memory_pool(Arc::new(pool))
             .with_disk_manager_builder(

@@ -11,10 +11,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use futures::Stream;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::Session;
-use super::audit::Audit;
+use super::audit::{Audit, Saving};
 use crate::error::QueryError;
 
 impl Session {
@@ -60,7 +59,10 @@ pub struct QueryStream {
     pub(super) rows: u64,
     pub(super) bytes: u64,
     pub(super) done: bool,
-    pub(super) _permit: OwnedSemaphorePermit,
+    /// The record of a query that ran to its end, on its way to the audit
+    /// sink: the stream ends once it is kept.
+    pub(super) saving: Option<Saving>,
+    pub(super) _permit: super::admission::Slot,
     pub(super) audit: Audit,
 }
 
@@ -84,7 +86,8 @@ impl QueryStream {
 
     fn fail(&mut self, error: QueryError) -> Poll<Option<datafusion::error::Result<RecordBatch>>> {
         self.done = true;
-        self.audit.report(self.rows, self.bytes, Err(error.clone()));
+        // Kept in the background: the answer is an error either way.
+        drop(self.audit.report(self.rows, self.bytes, Err(error.clone())));
         Poll::Ready(Some(Err(error.into_datafusion())))
     }
 
@@ -103,6 +106,11 @@ impl Stream for QueryStream {
     type Item = datafusion::error::Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(saving) = self.saving.as_mut() {
+            let kept = std::task::ready!(Pin::new(saving).poll(cx));
+            self.saving = None;
+            return Poll::Ready(kept.err().map(|e| Err(e.into_datafusion())));
+        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -115,8 +123,10 @@ impl Stream for QueryStream {
             Poll::Ready(None) => {
                 self.done = true;
                 let (rows, bytes) = (self.rows, self.bytes);
-                self.audit.report(rows, bytes, Ok(()));
-                Poll::Ready(None)
+                // The answer completes once its record is kept (a durable
+                // sink fsyncs it): the next poll waits for that.
+                self.saving = Some(self.audit.report(rows, bytes, Ok(())));
+                self.poll_next(cx)
             }
             Poll::Ready(Some(Err(e))) => {
                 let error = QueryError::from(e);
@@ -149,8 +159,10 @@ impl Drop for QueryStream {
     fn drop(&mut self) {
         if !self.done {
             let (rows, bytes) = (self.rows, self.bytes);
-            self.audit
-                .report(rows, bytes, Err(QueryError::Internal("cancelled by the client".into())));
+            drop(
+                self.audit
+                    .report(rows, bytes, Err(QueryError::Internal("cancelled by the client".into()))),
+            );
         }
     }
 }

@@ -49,14 +49,18 @@ pub fn status(error: &QueryError) -> Status {
     let message = format!("{} (SQLSTATE {})", error.disclose().message, error.sqlstate());
     match error {
         QueryError::Unauthenticated => Status::unauthenticated(message),
-        QueryError::NotReady | QueryError::Stale { .. } => Status::unavailable(message),
+        QueryError::NotReady | QueryError::Stale { .. } | QueryError::AuditUnavailable(_) => {
+            Status::unavailable(message)
+        }
         QueryError::NotAllowed(_) => Status::permission_denied(message),
         QueryError::NotFound(_) => Status::not_found(message),
         QueryError::Unsupported(_) => Status::unimplemented(message),
         QueryError::NotServed(_) => Status::failed_precondition(message),
-        QueryError::TooLong { .. } | QueryError::Syntax(_) | QueryError::Plan(_) | QueryError::Data { .. } => {
-            Status::invalid_argument(message)
-        }
+        QueryError::TooLong { .. }
+        | QueryError::Syntax(_)
+        | QueryError::TooComplex(_)
+        | QueryError::Plan(_)
+        | QueryError::Data { .. } => Status::invalid_argument(message),
         QueryError::Busy { .. }
         | QueryError::TooManyRows { .. }
         | QueryError::TooManyBytes { .. }

@@ -21,9 +21,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::GatewayConfig;
+use crate::engine::AuditSink;
 use crate::engine::{Engine, Hooks};
 use crate::error::QueryError;
-use crate::sync::{BundleSource, Link, Refresh, Shipper, Store};
+use crate::spool::Spool;
+use crate::sync::{BundleSource, Link, Refresh, Store};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,14 @@ pub enum StartError {
     },
     #[error("cannot start the engine: {0}")]
     Engine(#[from] QueryError),
+    #[error("cannot open the audit spool in {dir}: {source}")]
+    Spool {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the control thread: {0}")]
+    Control(std::io::Error),
 }
 
 /// Where clients connect.
@@ -52,6 +62,8 @@ pub struct Endpoints {
 pub struct Gateway {
     engine: Engine,
     link: Link,
+    /// Where every query's audit record is kept until the catalog has it.
+    spool: Arc<Spool>,
     http: Option<(TcpListener, axum::Router)>,
     pg: TcpListener,
     flight: TcpListener,
@@ -67,9 +79,13 @@ impl Gateway {
     /// bundles from `source`, its last-known-good bundle kept in
     /// `config.data_dir` (served while `source` is away, until `max_staleness`).
     pub async fn build(config: GatewayConfig, source: Arc<dyn BundleSource>) -> Result<Self, StartError> {
-        let mut gateway = Self::bind(&config, source, Some(Store::new(&config.data_dir))).await?;
+        let store = Store::new(&config.data_dir);
+        let mut gateway = Self::bind(&config, source, Some(store)).await?;
         let http = bind("HTTP", config.http_listen).await?;
-        gateway.http = Some((http, gateway.router()));
+        let router = gateway
+            .router()
+            .merge(http::system(gateway.engine.clone(), Arc::clone(&gateway.spool)));
+        gateway.http = Some((http, router));
         Ok(gateway)
     }
 
@@ -85,8 +101,12 @@ impl Gateway {
         source: Arc<dyn BundleSource>,
         store: Option<Store>,
     ) -> Result<Self, StartError> {
+        let spool = Spool::open(&config.data_dir, config.audit.clone()).map_err(|source| StartError::Spool {
+            dir: config.data_dir.join("audit"),
+            source,
+        })?;
         let hooks = Hooks {
-            audit: Shipper::start(Arc::clone(&source), config.name.clone()),
+            audit: Arc::clone(&spool) as Arc<dyn AuditSink>,
         };
         let engine = Engine::with_hooks(config, hooks)?;
         let link = Link {
@@ -98,6 +118,7 @@ impl Gateway {
         Ok(Self {
             engine,
             link,
+            spool,
             http: None,
             pg: bind("PostgreSQL wire", config.pg_listen).await?,
             flight: bind("Flight SQL", config.flight_listen).await?,
@@ -127,16 +148,19 @@ impl Gateway {
     /// Installs the first bundle (from the source, or else the last-known-good
     /// one), then follows the source and serves every listener in the
     /// background until [`Serving::stop_when`].
-    pub async fn start(self) -> Serving {
+    pub async fn start(self) -> Result<Serving, StartError> {
         let Self {
             engine,
             link,
+            spool,
             http,
             pg,
             flight,
         } = self;
         first_bundle(&link).await;
-        let follow = tokio::spawn(link.follow());
+        let control = Control::start().map_err(StartError::Control)?;
+        control.spawn(spool.ship(Arc::clone(&link.source), link.name.clone()));
+        let follow = control.spawn(link.follow());
         let (stop, stopped) = watch::channel(false);
         let signal = move || {
             let mut stopped = stopped.clone();
@@ -157,17 +181,52 @@ impl Gateway {
         if let Some((listener, router)) = http {
             endpoints.push(("HTTP", tokio::spawn(tessera_http::serve(listener, router, signal()))));
         }
-        Serving {
+        Ok(Serving {
             engine,
             stop,
             follow,
+            _control: control,
             endpoints,
-        }
+        })
     }
 
     /// [`Gateway::start`], then serves until `shutdown` resolves.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        self.start().await.stop_when(shutdown).await;
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        self.start().await?.stop_when(shutdown).await;
+        Ok(())
+    }
+}
+
+/// The control plane's work in a gateway (following the catalog, compiling
+/// and installing bundles, shipping audit) on a thread of its own: a policy
+/// change is enforced as fast under full query load as when idle, since no
+/// query's task stands in its way.
+struct Control(Option<tokio::runtime::Runtime>);
+
+impl Control {
+    fn start() -> std::io::Result<Self> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tessera-control")
+            .enable_all()
+            .build()
+            .map(|runtime| Self(Some(runtime)))
+    }
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, work: F) -> tokio::task::JoinHandle<()> {
+        match &self.0 {
+            Some(runtime) => runtime.spawn(work),
+            None => tokio::spawn(work),
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        // Dropped from async code too: its tasks are abandoned, not awaited.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -176,6 +235,7 @@ pub struct Serving {
     engine: Engine,
     stop: watch::Sender<bool>,
     follow: tokio::task::JoinHandle<()>,
+    _control: Control,
     endpoints: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 

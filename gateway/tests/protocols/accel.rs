@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tessera_gateway::{AcceleratedTable, Acceleration, CopyState, GatewayConfig, Protocol};
+use tessera_gateway::{AcceleratedTable, Acceleration, CopyState, GatewayConfig};
 
 use crate::fixture::{ADMIN_KEY, Fixture, Lake, SCALE, reference, rows};
 
@@ -33,11 +33,7 @@ async fn accelerated_fixture_evicting(memory_bytes: u64, evict_idle_ms: u64) -> 
 
 /// The admin's rows for `sql`, in process.
 async fn query(fixture: &Fixture, sql: &str) -> Vec<Vec<String>> {
-    let principal = fixture.engine.authenticate(ADMIN_KEY).expect("admin key");
-    let session = fixture
-        .engine
-        .session(&principal, Protocol::InProcess, None)
-        .expect("session");
+    let session = fixture.session(ADMIN_KEY);
     let batches = session
         .sql(sql)
         .await

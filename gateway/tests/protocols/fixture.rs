@@ -302,6 +302,14 @@ impl Fixture {
         .expect("the engine is running");
     }
 
+    /// An in-process session of the key's principal (no purpose).
+    pub fn session(&self, key: &str) -> tessera_gateway::Session {
+        let principal = self.engine.authenticate(key).expect("a known key");
+        self.engine
+            .session(&principal, tessera_gateway::Protocol::InProcess, None)
+            .expect("session")
+    }
+
     pub async fn pg(&self, key: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host(self.pg.ip().to_string())

@@ -3,7 +3,7 @@
 
 use crate::fixture::{ADMIN_KEY, ANALYST_KEY, Fixture, product};
 use tessera_contracts::api::Visibility;
-use tessera_gateway::{Limits, Protocol, QueryError};
+use tessera_gateway::{Limits, QueryError};
 
 const NORMAL: &str = "SELECT count(*) AS n FROM customers.nation";
 
@@ -37,6 +37,7 @@ async fn hostile_sql_is_refused_with_clear_errors() {
         vec![vec![(60_175u128.pow(3)).to_string()]]
     );
     let deep = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
+    let chain = format!("SELECT {} AS n", vec!["1"; 10_000].join(" + "));
     let in_list = format!(
         "SELECT count(*) FROM sales.orders WHERE o_orderkey IN ({})",
         (0..30_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
@@ -79,6 +80,9 @@ async fn hostile_sql_is_refused_with_clear_errors() {
             403,
         ),
         ("deep nesting", deep, "42601", 400),
+        // Flat for the parser, 10,000 levels deep for the planner.
+        ("10,000-term chain", chain.clone(), "54001", 400),
+        ("huge IN list", in_list, "54001", 400),
         ("unknown table", "SELECT * FROM sales.nope".into(), "42P01", 404),
         (
             "runaway join",
@@ -137,18 +141,33 @@ async fn hostile_sql_is_refused_with_clear_errors() {
         );
     }
 
-    // A huge IN list under the size limit runs, or (in a debug build under this
-    // fixture's 3 s limit) times out cleanly; either way the gateway serves on.
-    match fixture.http_query(ADMIN_KEY, &in_list).await {
-        Ok(batches) => assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1),
-        Err((status, problem)) => assert_eq!((status, problem["sqlstate"].as_str()), (504, Some("57014"))),
-    }
-    still_serves(&fixture).await;
+    // An IN list within its bound runs.
+    let within = format!(
+        "SELECT count(*) FROM sales.orders WHERE o_orderkey IN ({})",
+        (0..5_000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    let batches = fixture.http_query(ADMIN_KEY, &within).await.expect("runs");
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 
-    // Text over the limit is refused before parsing.
+    // Over PostgreSQL wire, statements are measured before datafusion-postgres
+    // parses (and plans) them: in a Parse message too.
+    let error = pg.query(chain.as_str(), &[]).await.expect_err("extended protocol");
+    assert_eq!(error.code().map(|c| c.code()), Some("54001"), "{error}");
+
+    // Text over the limit is refused before parsing, on every protocol.
     let huge = format!("SELECT 1 -- {}", "x".repeat(300 * 1024));
     let (status, problem) = fixture.http_query(ADMIN_KEY, &huge).await.expect_err("too long");
     assert_eq!((status, problem["sqlstate"].as_str()), (413, Some("54000")));
+    let huge_comment = format!("SELECT 1 /* {} */", "x".repeat(1024 * 1024));
+    for error in [
+        pg.simple_query(&huge_comment).await.expect_err("simple protocol"),
+        pg.prepare(&huge_comment).await.expect_err("extended protocol"),
+    ] {
+        assert_eq!(error.code().map(|c| c.code()), Some("54000"), "{error}");
+    }
+    let error = fixture.flight_query(ADMIN_KEY, &huge).await.expect_err("Flight");
+    assert!(error.to_string().contains("54000"), "{error}");
+    still_serves(&fixture).await;
 
     // Wrong credentials, on every protocol.
     let wrong = "tsk_cccccccccccc_3333333333333333333333333333333333333333333333333333333333333333";
@@ -198,6 +217,90 @@ async fn a_query_over_its_memory_limit_fails_and_others_run() {
     still_serves(&fixture).await;
 }
 
+/// Functions that build large values from small arguments are capped at an
+/// eighth of the query's memory (here 8 MiB of 64): the same answers below
+/// the cap, the pool's error above it, before anything is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_value_functions_are_capped_by_the_query_memory() {
+    let fixture = Fixture::start(Limits {
+        query_memory_bytes: 64 << 20,
+        ..Limits::default()
+    })
+    .await;
+    let pg = fixture.pg(ADMIN_KEY).await.expect("connects");
+    for (sql, expected) in [
+        ("SELECT length(repeat('ab', 1000)) AS n", "2000"),
+        ("SELECT length(lpad('x', 100, 'yz')) AS n", "100"),
+        ("SELECT length(concat(repeat('a', 10), 'b', NULL)) AS n", "11"),
+        ("SELECT cardinality(range(1, 1001)) AS n", "1000"),
+        ("SELECT cardinality(array_repeat(7, 50)) AS n", "50"),
+        (
+            "SELECT count(*) AS n FROM (SELECT unnest(generate_series(1, 100000)) AS i) t",
+            "100000",
+        ),
+        ("SELECT length(replace(repeat('a', 100), 'a', 'bb')) AS n", "200"),
+    ] {
+        let batches = fixture
+            .http_query(ADMIN_KEY, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert_eq!(
+            crate::fixture::rows(&batches),
+            vec![vec![expected.to_string()]],
+            "{sql}"
+        );
+    }
+    for sql in [
+        "SELECT length(repeat('x', 1000000000)) AS n",
+        "SELECT length(rpad('x', 2000000000)) AS n",
+        "SELECT length(concat_ws(repeat('-', 5000000), 'a', 'b', 'c')) AS n",
+        "SELECT count(*) AS n FROM (SELECT unnest(range(1, 200000000)) AS i) t",
+        "SELECT cardinality(array_repeat('x', 100000000)) AS n",
+        "SELECT length(regexp_replace(repeat('a', 1000000), 'a', repeat('b', 100), 'g')) AS n",
+        // Per row of a batch: 8,192 rows of 10 KB each are 80 MB.
+        "SELECT max(length(repeat('x', 10000 + i))) AS n FROM (SELECT unnest(range(1, 8193)) AS i) t",
+    ] {
+        let (status, problem) = fixture.http_query(ADMIN_KEY, sql).await.expect_err(sql);
+        assert_eq!(
+            (status, problem["sqlstate"].as_str()),
+            (422, Some("53200")),
+            "{sql}: {problem}"
+        );
+        let error = pg.simple_query(sql).await.expect_err(sql);
+        assert_eq!(error.code().map(|c| c.code()), Some("53200"), "{sql}: {error}");
+    }
+    still_serves(&fixture).await;
+}
+
+/// One principal holds at most its share of the execution slots: another
+/// user's query finds a slot while the first one's long queries run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_take_every_slot() {
+    let fixture = Fixture::start(Limits {
+        max_concurrent_queries: 4,
+        max_queued_queries: 16,
+        queue_timeout_ms: 300,
+        ..Limits::default()
+    })
+    .await;
+    let session = fixture.session(ADMIN_KEY);
+    // Results being read hold their slots: the admin's share is 3 of 4.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(session.sql("SELECT * FROM sales.lineitem").await.expect("runs"));
+    }
+    let error = session.sql(NORMAL).await.expect_err("over the admin's share");
+    assert_eq!(error.sqlstate(), "53300", "{error}");
+    assert_eq!(fixture.engine.admission().0, 3);
+    // The analyst still gets the fourth slot.
+    fixture
+        .http_query(ANALYST_KEY, "SELECT 1 AS one")
+        .await
+        .expect("another user is served");
+    drop(held);
+    still_serves(&fixture).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_caps_and_concurrency_limits_give_typed_errors() {
     let fixture = Fixture::start(Limits {
@@ -206,13 +309,7 @@ async fn result_caps_and_concurrency_limits_give_typed_errors() {
     })
     .await;
     let error = fixture
-        .engine
-        .session(
-            &fixture.engine.authenticate(ADMIN_KEY).expect("key"),
-            Protocol::InProcess,
-            None,
-        )
-        .expect("session")
+        .session(ADMIN_KEY)
         .sql("SELECT * FROM sales.lineitem")
         .await
         .expect("starts")
@@ -321,11 +418,7 @@ async fn a_saturated_gateway_queues_briefly_then_answers_busy() {
         ..Limits::default()
     })
     .await;
-    let admin = fixture.engine.authenticate(ADMIN_KEY).expect("key");
-    let session = fixture
-        .engine
-        .session(&admin, Protocol::InProcess, None)
-        .expect("session");
+    let session = fixture.session(ADMIN_KEY);
     // A result being read holds the only slot.
     let held = session.sql("SELECT * FROM sales.lineitem").await.expect("runs");
 
@@ -360,4 +453,57 @@ async fn a_saturated_gateway_queues_briefly_then_answers_busy() {
     drop(held);
     waiting.await.expect("joins").expect("ran once the slot was free");
     still_serves(&fixture).await;
+}
+
+/// Sessions and their compiled policies go with their bundle: with
+/// PostgreSQL connections and a Flight SQL client open and HTTP queries
+/// running across 30 bundle changes, the sessions alive stay as many as
+/// before (each bundle change used to keep every PostgreSQL connection's
+/// previous session alive, about 10 MB each, through a cycle between its
+/// catalog and its `pg_catalog`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_do_not_outlive_their_bundle() {
+    use futures::TryStreamExt;
+    let mut fixture = Fixture::start(Limits::default()).await;
+    let products = fixture.products.clone();
+    let pgs = [
+        fixture.pg(ADMIN_KEY).await.expect("admin connects"),
+        fixture.pg(ANALYST_KEY).await.expect("analyst connects"),
+    ];
+    let mut flight = fixture.flight(ADMIN_KEY).await;
+    let round = async |fixture: &Fixture, flight: &mut arrow_flight::sql::client::FlightSqlServiceClient<_>| {
+        for pg in &pgs {
+            pg.simple_query("SELECT 1 AS one").await.expect("PG");
+        }
+        let info = flight.execute(NORMAL.to_string(), None).await.expect("Flight");
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        let batches: Vec<arrow::array::RecordBatch> = flight
+            .do_get(ticket)
+            .await
+            .expect("ticket")
+            .try_collect()
+            .await
+            .expect("rows");
+        assert_eq!(crate::fixture::rows(&batches), vec![vec!["25".to_string()]]);
+        still_serves(fixture).await;
+    };
+    // Each bundle differs from the last (a tag), as a policy change would.
+    let changed = |version: i64| {
+        let mut products = products.clone();
+        products[0].tags = vec![format!("change_{version}")];
+        products
+    };
+    // Warm up: every connection has its session of the bundle in force.
+    fixture.install(changed(2), 2).await;
+    round(&fixture, &mut flight).await;
+    let before = tessera_gateway::tables::live_sessions();
+    for version in 3..=32 {
+        fixture.install(changed(version), version).await;
+        round(&fixture, &mut flight).await;
+    }
+    let after = tessera_gateway::tables::live_sessions();
+    assert!(
+        after <= before,
+        "{before} sessions alive before 30 bundle changes, {after} after: sessions outlive their bundle"
+    );
 }

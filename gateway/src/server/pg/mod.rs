@@ -140,6 +140,10 @@ impl PgWireServerHandlers for Handlers {
 struct Conn {
     gate: Arc<Gate>,
     service: Arc<DfSessionService>,
+    /// The session the service's context was made from, held for the
+    /// connection's life (the context shares its catalog).
+    #[allow(dead_code)]
+    first: Arc<PgSession>,
 }
 
 fn conn<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
@@ -154,24 +158,40 @@ struct Startup {
     parameters: DefaultServerParameterProvider,
 }
 
+/// A connection's session. Its `pg_catalog` holds the session's catalog list,
+/// which holds the `pg_catalog`: a cycle that would keep every session a
+/// connection ever had alive (and its pg_catalog's tables, megabytes each).
+/// The session's last holder breaks it.
+struct PgSession(Session);
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        self.0.clear_system_schemas();
+    }
+}
+
 /// The principal's session with a `pg_catalog` over its own tables.
 fn pg_session(
     engine: &Engine,
     password: &Credential,
     purpose: Option<&str>,
-) -> Result<(Session, SessionContext), QueryError> {
+) -> Result<(Arc<PgSession>, SessionContext), QueryError> {
     let principal = credentials::authenticate(engine, Some(password))?;
     let session = engine.session(&principal, Protocol::Postgres, purpose)?;
     let context = SessionContext::new_with_state(session.state().clone());
-    setup_pg_catalog(&context, CATALOG, EmptyContextProvider)
-        .map_err(|e| QueryError::Internal(format!("cannot set up pg_catalog: {e}")))?;
+    if let Err(e) = setup_pg_catalog(&context, CATALOG, EmptyContextProvider) {
+        session.clear_system_schemas();
+        return Err(QueryError::Internal(format!("cannot set up pg_catalog: {e}")));
+    }
     functions::register(&context);
-    Ok((session.with_state(context.state()), context))
+    // Both states share the session's catalog, which the guard clears.
+    Ok((Arc::new(PgSession(session.with_state(context.state()))), context))
 }
 
 impl Startup {
     fn connect(&self, password: Credential, purpose: Option<String>) -> Result<Conn, QueryError> {
         let (session, context) = pg_session(&self.engine, &password, purpose.as_deref())?;
+        let session_guard = Arc::clone(&session);
         let gate = Arc::new(Gate {
             engine: self.engine.clone(),
             password,
@@ -184,7 +204,11 @@ impl Startup {
             Arc::new(TransactionStatementHook),
         ];
         let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(context), hooks));
-        Ok(Conn { gate, service })
+        Ok(Conn {
+            gate,
+            service,
+            first: session_guard,
+        })
     }
 }
 
@@ -233,7 +257,7 @@ struct Gate {
     password: Credential,
     /// The purpose declared at startup or with `SET tessera.purpose`.
     purpose: std::sync::RwLock<Option<String>>,
-    session: std::sync::RwLock<Session>,
+    session: std::sync::RwLock<Arc<PgSession>>,
 }
 
 impl Gate {
@@ -241,7 +265,8 @@ impl Gate {
     /// bundle arrived or when what it was built from expired, so a long-lived
     /// connection sees products appear and disappear, and a revoked or expired
     /// key or grant stops working, like every other protocol.
-    fn session(&self) -> Result<Session, QueryError> {
+    /// Its holder keeps the session whole until it lets go (see [`PgSession`]).
+    fn session(&self) -> Result<Arc<PgSession>, QueryError> {
         let current = self
             .session
             .read()
@@ -256,9 +281,9 @@ impl Gate {
         // A refused purpose leaves the session without one: compare what was
         // declared. A session whose key or grants expired since is rebuilt
         // (authenticating again), every statement, as a new connection would be.
-        if current.bundle_version() == self.engine.bundle_version()
-            && current.declared_purpose() == declared
-            && current.is_live(chrono::Utc::now())
+        if current.0.bundle_version() == self.engine.bundle_version()
+            && current.0.declared_purpose() == declared
+            && current.0.is_live(chrono::Utc::now())
         {
             return Ok(current);
         }
@@ -322,7 +347,7 @@ impl QueryHook for Gate {
                     Ok(s) => s,
                     Err(e) => return Some(Err(pg_error(&e))),
                 };
-                Some(match session.sql(&statement.to_string()).await {
+                Some(match session.0.sql(&statement.to_string()).await {
                     Ok(stream) => {
                         for notice in &stream.notices {
                             if let Err(e) = client.send_message(notice_message(notice)).await {
@@ -352,7 +377,7 @@ impl QueryHook for Gate {
             ),
             Verdict::Refuse(e) => Some(Err(pg_error(&e))),
             Verdict::Query => Some(match self.session() {
-                Ok(session) => session.plan(&statement.to_string()).await.map_err(|e| pg_error(&e)),
+                Ok(session) => session.0.plan(&statement.to_string()).await.map_err(|e| pg_error(&e)),
                 Err(e) => Err(pg_error(&e)),
             }),
         }
@@ -393,6 +418,8 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let conn = conn(client)?;
+        // Before datafusion-postgres parses (and, for some statements, plans) it.
+        conn.gate.engine.screen(query).await.map_err(|e| pg_error(&e))?;
         <DfSessionService as SimpleQueryHandler>::do_query(&conn.service, client, query).await
     }
 }
@@ -440,7 +467,7 @@ impl ExtendedQueryHandler for Queries {
             let options = FormatOptions::from_client_metadata(client.metadata());
             let session = conn.gate.session().map_err(|e| pg_error(&e))?;
             // Planned again under the session in force (see `Session::execute`).
-            return match session.execute(sql, params).await {
+            return match session.0.execute(sql, params).await {
                 Ok(stream) => {
                     for notice in &stream.notices {
                         client.send(notice_message(notice)).await?;
@@ -469,6 +496,7 @@ impl QueryParser for ConnParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let conn = conn(client)?;
+        conn.gate.engine.screen(sql).await.map_err(|e| pg_error(&e))?;
         conn.service.query_parser().parse_sql(client, sql, types).await
     }
 
