@@ -59,6 +59,8 @@ struct Entry {
 
 /// The audit spool of one gateway (see the module's documentation).
 pub struct Spool {
+    /// Held for the spool's life (see [`Spool::open`]).
+    _lock: std::fs::File,
     dir: PathBuf,
     config: AuditConfig,
     writer: std::sync::mpsc::Sender<Entry>,
@@ -72,6 +74,15 @@ impl Spool {
     pub fn open(data_dir: &Path, config: AuditConfig) -> std::io::Result<Arc<Self>> {
         let dir = data_dir.join("audit");
         tessera_lake::private_dir(&dir)?;
+        // One process per spool: two writers would share segment numbers and
+        // the cursor. The lock goes with the process, however it ends.
+        let lock = std::fs::File::create(dir.join("lock"))?;
+        lock.try_lock().map_err(|e| {
+            std::io::Error::other(format!(
+                "another process uses the audit spool in {} (one gateway per data_dir): {e}",
+                dir.display()
+            ))
+        })?;
         let stats = Arc::new(SpoolStats::default());
         let cursor = Cursor::load(&dir)?;
         let mut pending = 0;
@@ -125,6 +136,7 @@ impl Spool {
                 }
             })?;
         Ok(Arc::new(Self {
+            _lock: lock,
             dir,
             config,
             writer,
@@ -513,6 +525,16 @@ mod tests {
         );
         let left = segments(&dir.path().join("audit")).expect("lists");
         assert!(left.len() <= 1, "shipped segments are deleted: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn one_process_at_a_time_uses_a_spool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path(), AuditConfig::default()).expect("opens");
+        let second = Spool::open(dir.path(), AuditConfig::default()).err().expect("locked");
+        assert!(second.to_string().contains("another process"), "{second}");
+        drop(spool);
+        Spool::open(dir.path(), AuditConfig::default()).expect("free again");
     }
 
     #[tokio::test]
