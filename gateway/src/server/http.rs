@@ -2,7 +2,6 @@
 //! format the `Accept` header asks for. Served with the same middleware stack
 //! as the catalog (request id, trace span, catch-panic, timeout, problem+json).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
@@ -15,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tessera_contracts::api::{
-    Column, NOTICE_HEADER, PURPOSE_HEADER, Problem, QUERY_ID_HEADER, QueryRequest, QueryResult, Readiness,
+    Column, NOTICE_HEADER, PURPOSE_HEADER, Problem, QUERY_ID_HEADER, QueryRequest, QueryResult,
 };
 use tessera_http::problem;
 use utoipa::openapi::OpenApi;
@@ -25,7 +24,6 @@ use utoipa_axum::routes;
 use super::credentials;
 use crate::engine::{Engine, Principal, Protocol, QueryStream};
 use crate::error::QueryError;
-use crate::spool::Spool;
 
 const NDJSON: &str = "application/x-ndjson";
 const CSV: &str = "text/csv";
@@ -55,138 +53,6 @@ pub struct Arrived(pub std::time::Instant);
 async fn stamp_arrival(mut request: Request, next: axum::middleware::Next) -> Response {
     request.extensions_mut().insert(Arrived(std::time::Instant::now()));
     next.run(request).await
-}
-
-/// A standalone gateway's system endpoints, for load balancers, orchestrators
-/// and Prometheus: `/health` answers while the process does; `/ready` while
-/// a bundle is installed and fresh (within `max_staleness`) and the audit
-/// spool takes records, else 503 with `Retry-After` (each check's state in
-/// `checks`); `/metrics` in the text exposition format.
-pub fn system(engine: Engine, spool: Arc<Spool>) -> Router {
-    Router::new()
-        .route(
-            "/health",
-            axum::routing::get(|| async {
-                axum::Json(Readiness {
-                    status: "ok".into(),
-                    checks: Default::default(),
-                })
-            }),
-        )
-        .route("/ready", axum::routing::get(ready))
-        .route("/metrics", axum::routing::get(metrics))
-        .with_state((engine, spool))
-}
-
-type System = (Engine, Arc<Spool>);
-
-async fn ready(State((engine, spool)): State<System>) -> Response {
-    let mut ok = true;
-    let bundle = match engine.ready() {
-        Ok(version) => format!("version {version}"),
-        Err(e) => {
-            ok = false;
-            e.to_string()
-        }
-    };
-    let mut checks = std::collections::BTreeMap::from([("bundle".to_string(), bundle)]);
-    let audit = match spool.admit_check() {
-        Ok(pending) => format!("{pending} bytes waiting for the catalog"),
-        Err(e) => {
-            ok = false;
-            e.to_string()
-        }
-    };
-    checks.insert("audit spool".into(), audit);
-    let (status, word) = if ok {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-    };
-    let mut response = (
-        status,
-        axum::Json(Readiness {
-            status: word.into(),
-            checks,
-        }),
-    )
-        .into_response();
-    if !ok {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(problem::RETRY_AFTER_SECS));
-    }
-    response
-}
-
-async fn metrics(State((engine, spool)): State<System>) -> Response {
-    use std::fmt::Write as _;
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    };
-    metric(
-        "tessera_gateway_bundle_version",
-        "gauge",
-        "Version of the policy bundle in force (0: none).",
-        u64::try_from(engine.bundle_version()).unwrap_or(0),
-    );
-    metric(
-        "tessera_gateway_ready",
-        "gauge",
-        "1 while the gateway answers queries (a fresh bundle is installed).",
-        u64::from(engine.ready().is_ok()),
-    );
-    metric(
-        "tessera_gateway_sessions",
-        "gauge",
-        "Principal sessions alive (connections and queries in flight hold them).",
-        crate::tables::live_sessions() as u64,
-    );
-    let stats = spool.stats();
-    let rows: [(&str, &str, &str, u64); 6] = [
-        (
-            "pending_bytes",
-            "gauge",
-            "Bytes of audit records on disk not yet delivered to the catalog.",
-            stats.pending_bytes.load(Relaxed),
-        ),
-        (
-            "limit_bytes",
-            "gauge",
-            "The audit spool's bound (gateway.audit.spool_bytes).",
-            spool.config().spool_bytes,
-        ),
-        (
-            "written_total",
-            "counter",
-            "Audit records written to the spool.",
-            stats.written.load(Relaxed),
-        ),
-        (
-            "shipped_total",
-            "counter",
-            "Audit records the catalog accepted.",
-            stats.shipped.load(Relaxed),
-        ),
-        (
-            "dropped_total",
-            "counter",
-            "Audit records dropped because the spool was full (when_full = drop).",
-            stats.dropped.load(Relaxed),
-        ),
-        (
-            "refused_total",
-            "counter",
-            "Queries refused because the spool was full (when_full = refuse).",
-            stats.refused.load(Relaxed),
-        ),
-    ];
-    for (name, kind, help, value) in rows {
-        metric(&format!("tessera_gateway_audit_spool_{name}"), kind, help, value);
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// The query endpoint's part of the platform's OpenAPI document.

@@ -6,11 +6,13 @@
 //! - [`pg`]: PostgreSQL wire.
 //! - [`flight`]: Arrow Flight SQL.
 //! - [`credentials`]: how each of them presents a credential to the engine.
+//! - [`system`]: a standalone gateway's `/health`, `/ready` and `/metrics`.
 
 pub mod credentials;
 pub mod flight;
 pub mod http;
 pub mod pg;
+pub mod system;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -84,7 +86,7 @@ impl Gateway {
         let http = bind("HTTP", config.http_listen).await?;
         let router = gateway
             .router()
-            .merge(http::system(gateway.engine.clone(), Arc::clone(&gateway.spool)));
+            .merge(system::router(gateway.engine.clone(), Arc::clone(&gateway.spool)));
         gateway.http = Some((http, router));
         Ok(gateway)
     }
