@@ -186,7 +186,18 @@ impl Limits {
     pub fn query_timeout(&self) -> Duration {
         Duration::from_millis(self.query_timeout_ms)
     }
-    /// The slots one principal may hold (see `max_principal_queries`).
+
+    /// Refuses SQL text over `max_sql_bytes`, before anything reads it.
+    pub fn check_sql_len(&self, sql: &str) -> Result<(), crate::error::QueryError> {
+        if sql.len() > self.max_sql_bytes {
+            return Err(crate::error::QueryError::TooLong {
+                len: sql.len(),
+                max: self.max_sql_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// What queries may hold together, given acceleration's budget (see
     /// `total_memory_bytes`); `None` when the total cannot hold acceleration
     /// and one query.

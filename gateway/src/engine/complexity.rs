@@ -93,16 +93,10 @@ impl Visitor for Walk<'_> {
 }
 
 /// Screens SQL text another parser will read (PostgreSQL wire's statements go
-/// through datafusion-postgres, which plans some of them itself): its size,
-/// and the shape of each statement in it. Text this parser cannot read is
+/// through datafusion-postgres, which plans some of them itself): the shape
+/// of each statement in it (its size is checked first, by the caller). Text this parser cannot read is
 /// left to the other one, whose own errors answer it.
 pub fn screen(sql: &str, limits: &Limits) -> Result<(), QueryError> {
-    if sql.len() > limits.max_sql_bytes {
-        return Err(QueryError::TooLong {
-            len: sql.len(),
-            max: limits.max_sql_bytes,
-        });
-    }
     let parsed = Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(limits.max_parse_depth)
         .try_with_sql(sql)

@@ -215,12 +215,7 @@ impl Engine {
     /// connection thread's stack.
     pub async fn screen(&self, sql: &str) -> Result<(), QueryError> {
         let limits = self.inner.limits.clone();
-        if sql.len() > limits.max_sql_bytes {
-            return Err(QueryError::TooLong {
-                len: sql.len(),
-                max: limits.max_sql_bytes,
-            });
-        }
+        limits.check_sql_len(sql)?;
         let sql = sql.to_string();
         self.inner
             .runtime()?

@@ -228,12 +228,7 @@ fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
 /// and measuring run on the engine's threads, whose stacks take the depth
 /// the bounds allow.
 pub(super) fn parse(sql: &str, limits: &crate::config::Limits) -> Result<DfStatement, QueryError> {
-    if sql.len() > limits.max_sql_bytes {
-        return Err(QueryError::TooLong {
-            len: sql.len(),
-            max: limits.max_sql_bytes,
-        });
-    }
+    limits.check_sql_len(sql)?;
     let mut statements = DFParserBuilder::new(sql)
         .with_dialect(&PostgreSqlDialect {})
         .with_recursion_limit(limits.max_parse_depth)
@@ -324,12 +319,6 @@ impl Session {
     /// Parses, checks and plans one statement, on the planner's threads.
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
         let limits = &self.engine.inner.limits;
-        if sql.len() > limits.max_sql_bytes {
-            return Err(QueryError::TooLong {
-                len: sql.len(),
-                max: limits.max_sql_bytes,
-            });
-        }
         let deadline = tokio::time::Instant::now() + limits.query_timeout();
         self.plan_until(sql, deadline).await
     }
@@ -435,13 +424,8 @@ impl Session {
             started,
         };
         let mut audit = audit;
-        let result = async {
-            if sql.len() > limits.max_sql_bytes {
-                return Err(QueryError::TooLong {
-                    len: sql.len(),
-                    max: limits.max_sql_bytes,
-                });
-            }
+        let result: Result<_, QueryError> = async {
+            limits.check_sql_len(sql)?;
             inner.hooks.audit.admit()?;
             // What the text alone decides (syntax, kind, shape) needs no slot.
             let statement = self.parse_until(sql, deadline).await?;
