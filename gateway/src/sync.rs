@@ -383,9 +383,11 @@ impl Link {
             }
         };
         let version = bundle.version;
+        let compiling = std::time::Instant::now();
         match engine.install(bundle.clone()) {
             Ok(()) => {
-                tracing::info!(version, "policy bundle installed");
+                let compile_ms = compiling.elapsed().as_millis() as u64;
+                tracing::info!(version, compile_ms, "policy bundle installed");
                 engine.confirm(now);
                 if let Some(store) = &self.store
                     && let Err(e) = store.save(&bundle, now)

@@ -2,17 +2,19 @@
 //! gateways build their sessions from.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use tessera_contracts::api::{CatalogVersion, Change, Domain, Page, Principal, Product};
-use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePrincipal, BundleProduct};
+use tessera_contracts::api::{CatalogVersion, Change, ContractVersion, Page};
+use tessera_contracts::bundle::{Bundle, BundleContent, BundleKey, BundlePrincipal, BundleProduct, MaskKey};
 
-use super::validate::{drain, page_limit};
+use super::governance::{bundle_policies, bundle_ports};
+use super::validate::page_limit;
 use super::{Catalog, Error, Result};
 use crate::authz::Caller;
-use crate::store::{ProductQuery, ProductScope};
+use crate::store::Snapshot;
 
 /// Longest a watch may wait before answering with the unchanged version.
 pub const MAX_WATCH: Duration = Duration::from_secs(25);
@@ -26,9 +28,6 @@ impl<'a> Parked<'a> {
         Self(count)
     }
 }
-
-/// Reads of the catalog a bundle gets to find one version unchanged.
-const CONSISTENT_TRIES: u32 = 3;
 
 impl Drop for Parked<'_> {
     fn drop(&mut self) {
@@ -79,100 +78,36 @@ impl Catalog {
         self.build_bundle().await
     }
 
-    /// Reads everything, and reads again if the catalog's version moved
-    /// meanwhile (every mutation moves it), for a snapshot of one version.
-    ///
-    /// Under steady writes that may never happen, and a bundle must still go
-    /// out (the old loop kept gateways on an old bundle for as long as writes
-    /// kept coming). After [`CONSISTENT_TRIES`] reads the last one is sent,
-    /// labelled with the version read *before* it: it holds every change up
-    /// to that version (all read after it) and perhaps some later ones; since
-    /// the catalog is past that label, gateways fetch again at once, and a
-    /// quiet moment gives them the exact snapshot.
+    /// The bundle of the catalog's current version: read in one database
+    /// snapshot, so its version labels exactly its content, and built once
+    /// per version (gateways asking meanwhile wait for that one build and
+    /// share it).
     pub async fn build_bundle(&self) -> Result<Bundle> {
-        let mut tries = 0;
-        loop {
-            let version = self.store.version().await?;
-            let content = self.bundle_content().await?;
-            tries += 1;
-            if tries >= CONSISTENT_TRIES || self.store.version().await? == version {
-                return Ok(Bundle::new(version, content, Utc::now()));
-            }
+        let mut built = self.bundle.lock().await;
+        let version = self.store.version().await?;
+        if let Some(bundle) = built.as_ref().filter(|b| b.version == version) {
+            return Ok(Bundle::clone(bundle));
         }
-    }
-
-    async fn bundle_content(&self) -> Result<BundleContent> {
-        let domains: BTreeMap<String, String> = drain(
-            |page| async move { self.store.list_domains(&page).await },
-            |d: &Domain| d.name.clone(),
-        )
-        .await?
-        .into_iter()
-        .map(|d| (d.name, d.owner_team))
-        .collect();
-        let products = drain(
-            |page| async move {
-                self.store
-                    .list_products(&ProductQuery::unfiltered(ProductScope::All, page))
-                    .await
-            },
-            |p: &Product| format!("{}.{}", p.domain, p.name),
-        )
-        .await?;
-        let mut bundle_products = Vec::with_capacity(products.len());
-        for p in products {
-            let output_ports = self.bundle_ports(&p).await?;
-            bundle_products.push(BundleProduct {
-                domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
-                domain: p.domain,
-                name: p.name,
-                owner_team: p.owner_team,
-                visibility: p.visibility,
-                status: p.status,
-                sunset_date: p.sunset_date,
-                tags: p.tags,
-                output_ports,
-            });
+        let started = std::time::Instant::now();
+        let mut snapshot = self.store.snapshot().await?;
+        if snapshot.mask_key.is_none() {
+            // A catalog started before mask keys existed: the key is made once.
+            self.ensure_mask_key().await?;
+            snapshot = self.store.snapshot().await?;
         }
-        let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (team, principal) in self.store.memberships().await? {
-            teams.entry(principal).or_default().push(team);
-        }
-        let mut keys: BTreeMap<String, Vec<BundleKey>> = BTreeMap::new();
-        for stored in self.store.live_keys().await? {
-            keys.entry(stored.key.principal).or_default().push(BundleKey {
-                id: stored.key.id,
-                secret_hash: stored.secret_hash,
-                expires_at: stored.key.expires_at,
-            });
-        }
-        let principals = drain(
-            |page| async move { self.store.list_principals(&page).await },
-            |p: &Principal| p.name.clone(),
-        )
-        .await?
-        .into_iter()
-        .map(|p| BundlePrincipal {
-            teams: teams.remove(&p.name).unwrap_or_default(),
-            keys: keys.remove(&p.name).unwrap_or_default(),
-            name: p.name,
-            admin: p.admin,
-            attributes: p.attributes,
-        })
-        .collect();
-        let (grants, masks, row_filters) = self.bundle_policies().await?;
-        let mut content = BundleContent {
-            products: bundle_products,
-            principals,
-            grants,
-            masks,
-            row_filters,
-            mask_key: self.mask_key().await?,
-            // Token issuers come with the identity work.
-            issuers: Vec::new(),
-        };
-        content.canonicalize();
-        Ok(content)
+        let mask_key = snapshot
+            .mask_key
+            .take()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the mask key was not stored")))?;
+        let version = snapshot.version;
+        let bundle = Arc::new(Bundle::new(version, bundle_content(snapshot, mask_key)?, Utc::now()));
+        tracing::debug!(
+            version,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "policy bundle built"
+        );
+        *built = Some(Arc::clone(&bundle));
+        Ok(Bundle::clone(&bundle))
     }
 
     pub async fn changes(&self, caller: &Caller, after: i64, limit: Option<i64>) -> Result<Page<Change>> {
@@ -192,4 +127,81 @@ impl Catalog {
         };
         Ok(Page { items, next_cursor })
     }
+}
+
+/// A bundle's content, from one snapshot of the catalog.
+fn bundle_content(snapshot: Snapshot, mask_key: MaskKey) -> Result<BundleContent> {
+    let Snapshot {
+        version: _,
+        mask_key: _,
+        domains,
+        products,
+        contracts,
+        memberships,
+        principals,
+        keys: live_keys,
+        policies,
+    } = snapshot;
+    let domains: BTreeMap<String, String> = domains.into_iter().map(|d| (d.name, d.owner_team)).collect();
+    let mut contracts_of: BTreeMap<(String, String), Vec<ContractVersion>> = BTreeMap::new();
+    for contract in contracts {
+        contracts_of
+            .entry((contract.domain.clone(), contract.product.clone()))
+            .or_default()
+            .push(contract);
+    }
+    let products = products
+        .into_iter()
+        .map(|p| {
+            let contracts = contracts_of
+                .get(&(p.domain.clone(), p.name.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            BundleProduct {
+                output_ports: bundle_ports(&p, contracts),
+                domain_owner_team: domains.get(&p.domain).cloned().unwrap_or_default(),
+                domain: p.domain,
+                name: p.name,
+                owner_team: p.owner_team,
+                visibility: p.visibility,
+                status: p.status,
+                sunset_date: p.sunset_date,
+                tags: p.tags,
+            }
+        })
+        .collect();
+    let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (team, principal) in memberships {
+        teams.entry(principal).or_default().push(team);
+    }
+    let mut keys: BTreeMap<String, Vec<BundleKey>> = BTreeMap::new();
+    for stored in live_keys {
+        keys.entry(stored.key.principal).or_default().push(BundleKey {
+            id: stored.key.id,
+            secret_hash: stored.secret_hash,
+            expires_at: stored.key.expires_at,
+        });
+    }
+    let principals = principals
+        .into_iter()
+        .map(|p| BundlePrincipal {
+            teams: teams.remove(&p.name).unwrap_or_default(),
+            keys: keys.remove(&p.name).unwrap_or_default(),
+            name: p.name,
+            admin: p.admin,
+            attributes: p.attributes,
+        })
+        .collect();
+    let (grants, masks, row_filters) = bundle_policies(policies)?;
+    let mut content = BundleContent {
+        products,
+        principals,
+        grants,
+        masks,
+        row_filters,
+        mask_key,
+        // Token issuers come with the identity work.
+        issuers: Vec::new(),
+    };
+    content.canonicalize();
+    Ok(content)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_contracts::api::{FieldError, Page, Product};
+use tessera_contracts::api::{ContractVersion, FieldError, Page, Product};
 use tessera_contracts::bundle::BundlePort;
 use tessera_contracts::names::validate_name;
 use tessera_contracts::odcs;
@@ -114,69 +114,12 @@ impl Catalog {
 
     /// The latest contract of each major version of a product: major -> schema object.
     async fn schemas_by_major(&self, domain: &str, product: &str) -> Result<BTreeMap<u32, odcs::SchemaObject>> {
-        let mut latest: BTreeMap<u32, (semver::Version, odcs::SchemaObject)> = BTreeMap::new();
-        for stored in self.store.all_contracts(domain, product).await? {
-            let Ok(version) = semver::Version::parse(&stored.version) else {
-                continue;
-            };
-            let Ok(contract) = stored_contract(&stored) else {
-                continue;
-            };
-            let Some(object) = contract.schema.and_then(|s| s.into_iter().next()) else {
-                continue;
-            };
-            let major = u32::try_from(version.major).unwrap_or(u32::MAX);
-            if latest.get(&major).is_none_or(|(v, _)| *v < version) {
-                latest.insert(major, (version, object));
-            }
-        }
-        Ok(latest.into_iter().map(|(m, (_, o))| (m, o)).collect())
-    }
-
-    /// The ports of a product for the bundle, each with its contract's
-    /// columns and the schema object served (trimmed to what serving needs).
-    /// A port without a location (none is stored so) is left out.
-    pub(super) async fn bundle_ports(&self, product: &Product) -> Result<Vec<BundlePort>> {
-        let schemas = self.schemas_by_major(&product.domain, &product.name).await?;
-        Ok(product
-            .output_ports
-            .iter()
-            .filter_map(|port| {
-                let object = schemas.get(&port.major_version);
-                Some(BundlePort {
-                    major_version: port.major_version,
-                    location: port.location.clone()?,
-                    columns: object
-                        .and_then(|o| o.properties.as_ref())
-                        .map(|props| {
-                            props
-                                .iter()
-                                .filter_map(|p| {
-                                    Some(PolicyColumn {
-                                        name: odcs::arrow::column_name(p)?.to_string(),
-                                        classification: p.classification.clone(),
-                                    })
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    schema: object.map(odcs::served::served_object),
-                })
-            })
-            .collect())
+        Ok(schemas_by_major(&self.store.all_contracts(domain, product).await?))
     }
 
     /// Every policy, typed, for the bundle.
-    pub(super) async fn bundle_policies(&self) -> Result<(Vec<GrantSpec>, Vec<MaskSpec>, Vec<RowFilterSpec>)> {
-        let (mut grants, mut masks, mut filters) = (Vec::new(), Vec::new(), Vec::new());
-        for stored in self.store.all_policies().await? {
-            match stored.kind {
-                PolicyKind::Grant => grants.push(typed::<GrantSpec>(stored)?.spec),
-                PolicyKind::Mask => masks.push(typed::<MaskSpec>(stored)?.spec),
-                PolicyKind::RowFilter => filters.push(typed::<RowFilterSpec>(stored)?.spec),
-            }
-        }
-        Ok((grants, masks, filters))
+    async fn bundle_policies(&self) -> Result<(Vec<GrantSpec>, Vec<MaskSpec>, Vec<RowFilterSpec>)> {
+        bundle_policies(self.store.all_policies().await?)
     }
 
     /// What a caller's live grants cover, for catalog visibility.
@@ -425,4 +368,75 @@ impl Catalog {
         self.require_manage(caller, current.spec.domain()).await?;
         Ok(self.store.delete_policy(caller.name(), T::KIND, name, if_match).await?)
     }
+}
+
+/// The schema object of the latest contract version of each major, from a
+/// product's contract versions. Only those documents are parsed.
+fn schemas_by_major(contracts: &[ContractVersion]) -> BTreeMap<u32, odcs::SchemaObject> {
+    let mut latest: BTreeMap<u32, (semver::Version, &ContractVersion)> = BTreeMap::new();
+    for stored in contracts {
+        let Ok(version) = semver::Version::parse(&stored.version) else {
+            continue;
+        };
+        let major = u32::try_from(version.major).unwrap_or(u32::MAX);
+        if latest.get(&major).is_none_or(|(v, _)| *v < version) {
+            latest.insert(major, (version, stored));
+        }
+    }
+    latest
+        .into_iter()
+        .filter_map(|(major, (_, stored))| {
+            let contract = stored_contract(stored).ok()?;
+            Some((major, contract.schema?.into_iter().next()?))
+        })
+        .collect()
+}
+
+/// The ports of a product for the bundle, each with its contract's columns
+/// and the schema object served (trimmed to what serving needs), from the
+/// product's contract versions. A port without a location (none is stored
+/// so) is left out.
+pub(super) fn bundle_ports(product: &Product, contracts: &[ContractVersion]) -> Vec<BundlePort> {
+    let schemas = schemas_by_major(contracts);
+    product
+        .output_ports
+        .iter()
+        .filter_map(|port| {
+            let object = schemas.get(&port.major_version);
+            Some(BundlePort {
+                major_version: port.major_version,
+                location: port.location.clone()?,
+                columns: object
+                    .and_then(|o| o.properties.as_ref())
+                    .map(|props| {
+                        props
+                            .iter()
+                            .filter_map(|p| {
+                                Some(PolicyColumn {
+                                    name: odcs::arrow::column_name(p)?.to_string(),
+                                    classification: p.classification.clone(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                schema: object.map(odcs::served::served_object),
+            })
+        })
+        .collect()
+}
+
+/// Stored policies, typed, by kind.
+pub(super) fn bundle_policies(
+    stored: Vec<StoredPolicy>,
+) -> Result<(Vec<GrantSpec>, Vec<MaskSpec>, Vec<RowFilterSpec>)> {
+    let (mut grants, mut masks, mut filters) = (Vec::new(), Vec::new(), Vec::new());
+    for stored in stored {
+        match stored.kind {
+            PolicyKind::Grant => grants.push(typed::<GrantSpec>(stored)?.spec),
+            PolicyKind::Mask => masks.push(typed::<MaskSpec>(stored)?.spec),
+            PolicyKind::RowFilter => filters.push(typed::<RowFilterSpec>(stored)?.spec),
+        }
+    }
+    Ok((grants, masks, filters))
 }

@@ -51,6 +51,9 @@ pub struct Catalog {
     parked: Arc<AtomicUsize>,
     /// Callers resolved from API keys, by key id.
     callers: Arc<std::sync::Mutex<HashMap<String, KnownCaller>>>,
+    /// The last policy bundle built, reused while the version stands; the
+    /// lock also makes concurrent fetches share one build.
+    bundle: Arc<tokio::sync::Mutex<Option<Arc<tessera_contracts::bundle::Bundle>>>>,
 }
 
 /// How long a resolved caller is reused at most. Within this process every
@@ -86,6 +89,7 @@ impl Catalog {
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             parked: Arc::default(),
             callers: Arc::default(),
+            bundle: Arc::default(),
         }
     }
 

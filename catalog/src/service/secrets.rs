@@ -31,16 +31,4 @@ impl Catalog {
         self.store.put_mask_key(caller.name(), &generate(), true).await?;
         Ok(())
     }
-
-    /// The mesh's mask key, for the bundle (created if missing).
-    pub(super) async fn mask_key(&self) -> Result<MaskKey> {
-        if let Some(key) = self.store.mask_key().await? {
-            return Ok(key);
-        }
-        self.ensure_mask_key().await?;
-        self.store
-            .mask_key()
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the mask key was not stored").into())
-    }
 }

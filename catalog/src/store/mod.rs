@@ -16,7 +16,7 @@ mod teams;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tessera_contracts::api::Change;
+use tessera_contracts::api::{Change, ContractVersion, Domain, Principal, Product};
 use tessera_contracts::bundle::MaskKey;
 use tokio::sync::watch;
 
@@ -95,12 +95,32 @@ pub trait CatalogStore:
     async fn ping(&self) -> Result<()>;
     async fn version(&self) -> Result<i64>;
     async fn changes(&self, after: i64, limit: i64) -> Result<Vec<Change>>;
+    /// Everything a policy bundle is made of, read in one transaction.
+    async fn snapshot(&self) -> Result<Snapshot>;
     /// The mesh's key for `hash` masks, once created.
     async fn mask_key(&self) -> Result<Option<MaskKey>>;
     /// Stores the mesh's mask key, logged without the key: at first start
     /// (`replace` false: a key already there stays, and `false` is returned),
     /// or rotating it (`replace` true).
     async fn put_mask_key(&self, actor: &str, key: &MaskKey, replace: bool) -> Result<bool>;
+}
+
+/// What a policy bundle is built from: one version of the catalog, every
+/// part of it read in the same database snapshot, so that the version labels
+/// exactly the content (no later change half in, no earlier one missing).
+pub struct Snapshot {
+    pub version: i64,
+    pub mask_key: Option<MaskKey>,
+    pub domains: Vec<Domain>,
+    pub products: Vec<Product>,
+    /// Every version of every contract.
+    pub contracts: Vec<ContractVersion>,
+    /// `(team, principal)` pairs.
+    pub memberships: Vec<(String, String)>,
+    pub principals: Vec<Principal>,
+    /// The keys not revoked (expired ones included: gateways check expiry).
+    pub keys: Vec<StoredKey>,
+    pub policies: Vec<StoredPolicy>,
 }
 
 /// Opens the store a database URL names (`sqlite:` or `postgres:`), applying

@@ -136,3 +136,79 @@ async fn terminated_database_sessions_answer_503_with_retry_after() {
     drop(admin);
     app.stop().await;
 }
+
+/// A bundle fetched while writes go on holds exactly the catalog at its
+/// version: every principal created at or before it, none created after.
+/// (Before the bundle was read in one snapshot, a bundle could be labelled
+/// with a version older than some of what it held, or read across a write.)
+pub async fn bundles_hold_exactly_their_version(app: &mut TestApp) {
+    const WRITERS: usize = 3;
+    const EACH: usize = 25;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (http, base, key) = (app.http.clone(), app.base.clone(), app.admin_key.clone());
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let reply = http
+                        .post(format!("{base}/api/v1/principals"))
+                        .bearer_auth(&key)
+                        .json(&json!({"name": format!("w{w}_{i}"), "kind": "user"}))
+                        .send()
+                        .await
+                        .expect("the catalog answers");
+                    assert_eq!(reply.status(), 201, "{}", reply.text().await.unwrap_or_default());
+                }
+            })
+        })
+        .collect();
+    let mut bundles = Vec::new();
+    while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
+        bundles.push(app.get("/api/v1/bundle", &app.admin_key).await.expect(200).json());
+    }
+    for writer in writers {
+        writer.await.expect("the writer finished");
+    }
+    bundles.push(app.get("/api/v1/bundle", &app.admin_key).await.expect(200).json());
+    // When each principal was created, from the change log.
+    let changes = app
+        .get("/api/v1/changes?limit=500", &app.admin_key)
+        .await
+        .expect(200)
+        .json();
+    let created: Vec<(i64, String)> = changes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|c| c["resource_type"] == "principal" && c["action"] == "create")
+        .filter_map(|c| {
+            let name = c["resource"].as_str()?.strip_prefix("/principals/")?;
+            name.starts_with('w')
+                .then(|| (c["seq"].as_i64().expect("seq"), name.to_string()))
+        })
+        .collect();
+    assert_eq!(created.len(), WRITERS * EACH, "{changes}");
+    let mut between = 0;
+    for bundle in &bundles {
+        let version = bundle["version"].as_i64().expect("version");
+        let held: std::collections::BTreeSet<&str> = bundle["content"]["principals"]
+            .as_array()
+            .expect("principals")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .filter(|name| name.starts_with('w'))
+            .collect();
+        let expected: std::collections::BTreeSet<&str> = created
+            .iter()
+            .filter(|(seq, _)| *seq <= version)
+            .map(|(_, name)| name.as_str())
+            .collect();
+        assert_eq!(held, expected, "the bundle of version {version}");
+        between += usize::from(!expected.is_empty() && expected.len() < created.len());
+    }
+    // The check saw bundles taken in the middle of the writes.
+    assert!(
+        between > 0,
+        "{} bundles, none between the first and the last write",
+        bundles.len()
+    );
+}

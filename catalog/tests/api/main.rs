@@ -3,8 +3,8 @@
 //! `stories` and `seams` (the governance seams of issue #16: storage
 //! ownership, the mask key, drift) are the conformance suite: every story runs
 //! against SQLite and against PostgreSQL (a fresh database on 127.0.0.1:5432
-//! per test). `hygiene` checks the private files and the 503 of a lost
-//! database (issue #17). `units` holds the unit tests (the library has no test binary of
+//! per test). `hygiene` checks the private files, the 503 of a lost
+//! database and bundles read under writes (issue #17). `units` holds the unit tests (the library has no test binary of
 //! its own).
 
 mod helpers;
@@ -70,6 +70,9 @@ conformance!(
         locations_show_to_owners_only,
         the_mask_key_is_only_in_bundles,
         drift_reports_mark_products_drifted,
+    ],
+    hygiene: [
+        bundles_hold_exactly_their_version,
     ],
 );
 

@@ -12,7 +12,7 @@ use super::{Entry, PgStore, SqliteStore, constraint, corrupt};
 use crate::store::{ContractStore, NewContract, PageRequest, Result, StoreError};
 
 #[derive(FromRow)]
-struct ContractRow {
+pub(super) struct ContractRow {
     domain: String,
     product: String,
     version: String,

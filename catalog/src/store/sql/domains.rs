@@ -11,7 +11,7 @@ use crate::storage;
 use crate::store::{DomainStore, PageRequest, Result, StoreError};
 
 #[derive(FromRow)]
-struct DomainRow {
+pub(super) struct DomainRow {
     name: String,
     title: String,
     description: String,

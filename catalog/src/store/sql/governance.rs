@@ -19,7 +19,7 @@ use crate::store::{
 };
 
 #[derive(FromRow)]
-struct PolicyRow {
+pub(super) struct PolicyRow {
     kind: String,
     name: String,
     domain: Option<String>,
@@ -31,7 +31,7 @@ struct PolicyRow {
 }
 
 impl PolicyRow {
-    fn into_stored(self) -> Result<StoredPolicy> {
+    pub(super) fn into_stored(self) -> Result<StoredPolicy> {
         Ok(StoredPolicy {
             kind: PolicyKind::parse(&self.kind).ok_or_else(|| corrupt("policy kind", &self.kind))?,
             name: self.name,

@@ -12,6 +12,7 @@ mod domains;
 mod governance;
 mod principals;
 mod products;
+mod snapshot;
 mod teams;
 
 use std::future::Future;
@@ -29,7 +30,7 @@ use tessera_contracts::api::Change;
 use tessera_contracts::bundle::MaskKey;
 use tokio::sync::{Mutex, watch};
 
-use super::{CatalogStore, Result, StoreError};
+use super::{CatalogStore, Result, Snapshot, StoreError};
 
 /// The catalog on SQLite: one file, WAL mode, writers serialized in-process so that
 /// concurrent requests queue instead of failing with `SQLITE_BUSY`.
@@ -265,6 +266,15 @@ impl From<ChangeRow> for Change {
     }
 }
 
+/// The mask key as stored (hex), if one is.
+fn parse_mask_key(stored: Option<String>) -> Result<Option<MaskKey>> {
+    stored
+        .map(|hex| {
+            MaskKey::from_hex(&hex).ok_or_else(|| StoreError::Invalid("the stored mask key is not understood".into()))
+        })
+        .transpose()
+}
+
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Invalid(format!("stored {what} {value:?} is not understood"))
 }
@@ -382,12 +392,11 @@ macro_rules! sql_store {
                 let stored: Option<String> = sqlx::query_scalar("SELECT mask_key FROM catalog_state WHERE id = 1")
                     .fetch_one(&self.pool)
                     .await?;
-                stored
-                    .map(|hex| {
-                        MaskKey::from_hex(&hex)
-                            .ok_or_else(|| StoreError::Invalid("the stored mask key is not understood".into()))
-                    })
-                    .transpose()
+                parse_mask_key(stored)
+            }
+
+            async fn snapshot(&self) -> Result<Snapshot> {
+                self.read_snapshot().await
             }
 
             async fn put_mask_key(&self, actor: &str, key: &MaskKey, replace: bool) -> Result<bool> {

@@ -10,7 +10,7 @@ use super::{Entry, PgStore, SqliteStore, Tx, Written, check_revision, constraint
 use crate::store::{NewApiKey, NewPrincipal, PageRequest, PrincipalStore, Result, StoreError, StoredKey};
 
 #[derive(FromRow)]
-struct PrincipalRow {
+pub(super) struct PrincipalRow {
     name: String,
     kind: String,
     display_name: String,
@@ -23,7 +23,7 @@ struct PrincipalRow {
 }
 
 impl PrincipalRow {
-    fn into_api(self) -> Result<Principal> {
+    pub(super) fn into_api(self) -> Result<Principal> {
         Ok(Principal {
             kind: PrincipalKind::parse(&self.kind).ok_or_else(|| corrupt("principal kind", &self.kind))?,
             name: self.name,
@@ -39,7 +39,7 @@ impl PrincipalRow {
 }
 
 #[derive(FromRow)]
-struct KeyRow {
+pub(super) struct KeyRow {
     id: String,
     principal: String,
     secret_hash: String,
@@ -50,7 +50,7 @@ struct KeyRow {
 }
 
 impl KeyRow {
-    fn into_stored(self) -> StoredKey {
+    pub(super) fn into_stored(self) -> StoredKey {
         StoredKey {
             secret_hash: self.secret_hash,
             key: ApiKey {

@@ -14,7 +14,7 @@ use crate::storage;
 use crate::store::{Edge, ProductQuery, ProductScope, ProductStore, Result, StoreError, find_cycle, like_pattern};
 
 #[derive(FromRow)]
-struct ProductRow {
+pub(super) struct ProductRow {
     domain: String,
     name: String,
     title: String,
@@ -35,7 +35,7 @@ struct ProductRow {
 }
 
 impl ProductRow {
-    fn into_api(self) -> Result<Product> {
+    pub(super) fn into_api(self) -> Result<Product> {
         Ok(Product {
             visibility: Visibility::parse(&self.visibility).ok_or_else(|| corrupt("visibility", &self.visibility))?,
             status: ProductStatus::parse(&self.status).ok_or_else(|| corrupt("status", &self.status))?,
