@@ -77,6 +77,10 @@ pub struct Global {
         value_name = "KEY"
     )]
     pub key: Option<String>,
+    /// CA certificates (PEM) to trust for an https:// endpoint besides the
+    /// system's: a private CA, such as `tessera demo --tls`'s `ca.pem`.
+    #[arg(long, global = true, env = "TESSERA_CA_FILE", value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Output format: text for people, json for scripts (csv and arrow: `tessera sql`).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -130,7 +134,18 @@ impl Global {
                 )
             })?,
         };
-        Ok(Client::new(endpoint, &key)?)
+        self.client_for(endpoint, &key)
+    }
+
+    /// A client of `endpoint` with `key`, trusting `--cacert`'s CAs.
+    pub fn client_for(&self, endpoint: String, key: &str) -> anyhow::Result<Client> {
+        let ca = match &self.cacert {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("cannot read --cacert {}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(Client::trusting(endpoint, key, ca.as_deref())?)
     }
 }
 

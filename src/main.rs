@@ -10,6 +10,7 @@ mod portal;
 mod publish;
 mod quality;
 mod sql;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -103,6 +103,15 @@ pub struct ServeArgs {
     /// Arrow Flight SQL address of the gateway [default: 127.0.0.1:50051].
     #[arg(long, value_name = "ADDR")]
     pub flight_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) of every listener; with --tls-key-file.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) of every listener; with --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// Refuse cleartext connections on every listener (with a certificate).
+    #[arg(long, requires = "tls_cert_file")]
+    pub require_tls: bool,
 }
 
 impl ServeArgs {
@@ -113,7 +122,17 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
             database_url_file: self.database_url_file.clone(),
+            tls: self.tls(),
         }
+    }
+
+    /// The `[tls]` these flags give, if any.
+    pub fn tls(&self) -> Option<tessera_http::TlsConfig> {
+        Some(tessera_http::TlsConfig {
+            cert_file: self.tls_cert_file.clone()?,
+            key_file: self.tls_key_file.clone()?,
+            require: self.require_tls,
+        })
     }
 }
 
@@ -159,6 +178,10 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
         // The embedded gateway's state (its audit spool) lives with the catalog's.
         gateway_config.data_dir = config.data_dir.join("gateway");
     }
+    if gateway_config.tls.is_none() {
+        // One certificate for every listener unless `[gateway.tls]` gives its own.
+        gateway_config.tls.clone_from(&config.tls);
+    }
     crate::init_logging(&config.log_format);
     tracing::info!(?config, ?gateway_config, "starting");
     let control = Arc::new(InProcess::default());
@@ -172,7 +195,8 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
         web: Some(crate::portal::router()),
     };
     let app = tessera_catalog::Application::build_with(config.clone(), Some(extension)).await?;
-    let url = format!("http://{}", app.local_addr()?);
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", app.local_addr()?);
     let database = if config.uses_embedded_database() {
         format!("embedded SQLite at {}", config.data_dir.join("catalog.db").display())
     } else {

@@ -62,6 +62,11 @@ pub struct Config {
     /// The gateway's section, read by the gateway (`tessera serve` runs both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<figment::value::Value>,
+    /// TLS (`[tls]`): the certificate of the HTTP listener (the API and the
+    /// portal), and of the gateway's listeners unless `[gateway.tls]` says
+    /// otherwise. Environment: `TESSERA_TLS__CERT_FILE`, `__KEY_FILE`, `__REQUIRE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<tessera_http::TlsConfig>,
 }
 
 /// The `[lake]` section.
@@ -90,6 +95,7 @@ impl Default for Config {
             storage: Vec::new(),
             lake: LakeConfig::default(),
             gateway: None,
+            tls: None,
         }
     }
 }
@@ -124,11 +130,13 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<tessera_http::TlsConfig>,
 }
 
 /// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`); a
 /// nested key's parts are joined by `__` (`TESSERA_LAKE__ROOT` is `lake.root`).
-const ENV_KEYS: [&str; 9] = [
+const ENV_KEYS: [&str; 12] = [
     "listen",
     "data_dir",
     "database_url",
@@ -138,6 +146,9 @@ const ENV_KEYS: [&str; 9] = [
     "request_timeout_secs",
     "log_format",
     "lake.root",
+    "tls.cert_file",
+    "tls.key_file",
+    "tls.require",
 ];
 
 impl Config {

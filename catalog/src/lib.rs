@@ -64,6 +64,7 @@ pub struct Application {
     catalog: Catalog,
     bootstrap_key: Option<String>,
     backend: &'static str,
+    tls: Option<Arc<tessera_http::Tls>>,
 }
 
 impl Application {
@@ -119,9 +120,19 @@ impl Application {
             },
             extension,
         );
+        let tls = match &config.tls {
+            Some(tls) => {
+                let tls = tessera_http::Tls::load(tls, tessera_http::tls::ALPN_HTTP)
+                    .context("cannot use the TLS certificate of [tls]")?;
+                tessera_http::tls::reload_on_hangup(vec![Arc::clone(&tls)]);
+                Some(tls)
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
+            tls,
             backend: catalog.backend(),
             catalog,
             bootstrap_key,
@@ -151,16 +162,10 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let catalog = self.catalog.clone();
-        // Without TCP_NODELAY a response written in more than one piece waits
-        // for the client's delayed ACK (40 ms on Linux) before its last piece.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp: &mut tokio::net::TcpStream| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                catalog.stop_watches();
-            })
-            .await
+        tessera_http::serve(self.listener, self.tls, self.router, async move {
+            shutdown.await;
+            catalog.stop_watches();
+        })
+        .await
     }
 }

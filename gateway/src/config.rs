@@ -36,6 +36,10 @@ pub struct GatewayConfig {
     pub acceleration: Acceleration,
     /// The audit spool of a gateway run alone (see [`crate::spool`]).
     pub audit: AuditConfig,
+    /// TLS on every listener (`[gateway.tls]`, else the file's shared
+    /// top-level `[tls]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<tessera_http::TlsConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -52,6 +56,7 @@ impl Default for GatewayConfig {
             storage: Vec::new(),
             acceleration: Acceleration::default(),
             audit: AuditConfig::default(),
+            tls: None,
         }
     }
 }
@@ -253,6 +258,9 @@ impl GatewayConfig {
                 let mut storage: Vec<StorageLocation> = shared.extract_inner("storage").map_err(Box::new)?;
                 storage.append(&mut config.storage);
                 config.storage = storage;
+            }
+            if config.tls.is_none() && shared.find_value("tls").is_ok() {
+                config.tls = Some(shared.extract_inner("tls").map_err(Box::new)?);
             }
         }
         Ok(config)

@@ -41,6 +41,13 @@ impl FlightClient {
     /// `uri` is `grpc://host:port` (as `tessera serve` prints it) or `http://host:port`;
     /// `grpc+tls://` and `https://` use TLS.
     pub async fn connect(uri: &str, api_key: &str) -> Result<Self, FlightError> {
+        Self::connect_trusting(uri, api_key, None).await
+    }
+
+    /// As [`FlightClient::connect`]; a `grpc+tls://` URI is verified against
+    /// the system's CAs and those of `ca_pem` (PEM), such as `tessera demo
+    /// --tls`'s `ca.pem`.
+    pub async fn connect_trusting(uri: &str, api_key: &str, ca_pem: Option<&[u8]>) -> Result<Self, FlightError> {
         let failed = |message: String| FlightError::Connect {
             uri: uri.to_string(),
             message,
@@ -52,11 +59,15 @@ impl FlightClient {
         } else {
             uri.to_string()
         };
-        let channel = Endpoint::from_shared(http)
-            .map_err(|e| failed(e.to_string()))?
-            .connect()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let mut endpoint = Endpoint::from_shared(http).map_err(|e| failed(e.to_string()))?;
+        if uri.starts_with("grpc+tls://") {
+            let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = ca_pem {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| failed(e.to_string()))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| failed(e.to_string()))?;
         let mut inner = FlightSqlServiceClient::new(channel);
         inner.set_token(api_key.to_string());
         Ok(Self { inner })

@@ -316,11 +316,23 @@ async fn no_content(request: RequestBuilder) -> Result<()> {
 impl Client {
     /// `base` is the catalog's root URL, e.g. `http://127.0.0.1:8080`.
     pub fn new(base: impl Into<String>, api_key: &str) -> Result<Self> {
+        Self::trusting(base, api_key, None)
+    }
+
+    /// As [`Client::new`], also trusting the CA certificates of `ca_pem` (PEM)
+    /// for `https://` URLs: a private CA, such as `tessera demo --tls`'s.
+    pub fn trusting(base: impl Into<String>, api_key: &str, ca_pem: Option<&[u8]>) -> Result<Self> {
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(&format!("Bearer {api_key}")).map_err(|_| Error::InvalidKey)?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
-        let http = reqwest::Client::builder().default_headers(headers).build()?;
+        let mut builder = reqwest::Client::builder().default_headers(headers);
+        if let Some(pem) = ca_pem {
+            for ca in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        let http = builder.build()?;
         let base = base.into().trim_end_matches('/').to_string();
         Ok(Self {
             http,

@@ -12,7 +12,6 @@ pub use products::{DomainCommand, ProductCommand, domain, product};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tessera_sdk::Client;
 
 use crate::cli::{Global, Hinted, Login, print_json, print_table};
 
@@ -30,7 +29,8 @@ pub async fn login(global: &Global) -> anyhow::Result<ExitCode> {
     if key.is_empty() {
         return Err(Hinted::new("no API key given", "pass --key <KEY> or type it when asked").into());
     }
-    let who = Client::new(endpoint.clone(), &key)?
+    let who = global
+        .client_for(endpoint.clone(), &key)?
         .whoami()
         .await
         .context("the platform did not accept the key")?;

@@ -34,6 +34,11 @@ pub struct DemoArgs {
     /// TPC-H scale factor of the generated data (1 is about 1 GB of CSV; 0.1 builds in seconds).
     #[arg(long, value_name = "SF", default_value_t = 0.1)]
     pub scale: f64,
+    /// Serve every listener over TLS only, with a local CA and certificate
+    /// made into `<data dir>/tls/` (kept for later runs); the connection
+    /// lines printed verify them.
+    #[arg(long, conflicts_with_all = ["tls_cert_file", "tls_key_file"])]
+    pub tls: bool,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -81,7 +86,7 @@ impl State {
     }
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     if !(args.scale > 0.0 && args.scale <= 100.0) {
         return Err(cli::Hinted::new(
             format!("scale factor {} is out of range", args.scale),
@@ -115,6 +120,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("demo data at scale factor {} already in {lake_root}: kept", args.scale);
     }
 
+    let ca = if args.tls {
+        let tls = crate::tls::demo_certificates(&data_dir.join("tls"))?;
+        args.serve.tls_cert_file = Some(tls.cert);
+        args.serve.tls_key_file = Some(tls.key);
+        args.serve.require_tls = true;
+        Some(tls.ca)
+    } else {
+        None
+    };
+    let ca_pem = match &ca {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?),
+        None => None,
+    };
     let admin_key = state
         .keys
         .get(ADMIN)
@@ -124,7 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let admin_key = ensure_admin_key(&running, admin_key).await?;
     state.keys.insert(ADMIN.into(), admin_key.clone());
     state.write(&demo_dir)?;
-    let admin = Client::new(running.url.clone(), &admin_key)?;
+    let admin = Client::trusting(running.url.clone(), &admin_key, ca_pem.as_deref())?;
 
     seed(&admin).await?;
     for persona in PERSONAS.iter().filter(|p| p.name != ADMIN) {
@@ -133,10 +151,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     state.write(&demo_dir)?;
     check_quality(&admin).await?;
-    wait_until_served(&running, &state).await?;
+    wait_until_served(&running, &state, ca_pem.as_deref()).await?;
 
     running.print_banner();
-    print_personas(&running, &state, &State::path(&demo_dir), args.scale);
+    print_personas(&running, &state, &State::path(&demo_dir), args.scale, ca.as_deref());
     running.wait().await
 }
 
@@ -171,9 +189,9 @@ async fn generate(root: &str, scale: f64) -> anyhow::Result<()> {
 
 /// Waits until the gateway serves the mesh to the analyst, so that every
 /// printed line works the moment it is printed.
-async fn wait_until_served(running: &Running, state: &State) -> anyhow::Result<()> {
+async fn wait_until_served(running: &Running, state: &State, ca_pem: Option<&[u8]>) -> anyhow::Result<()> {
     let key = state.keys.get("ana").context("no key for ana")?;
-    let ana = Client::new(running.url.clone(), key)?;
+    let ana = Client::trusting(running.url.clone(), key, ca_pem)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         match ana
@@ -192,8 +210,17 @@ async fn wait_until_served(running: &Running, state: &State) -> anyhow::Result<(
 const SAMPLE_SQL: &str = "SELECT n_name, count(*) AS customers FROM customers.customer \
      JOIN customers.nation ON c_nationkey = n_nationkey GROUP BY n_name ORDER BY n_name";
 
-fn print_personas(running: &Running, state: &State, keys_file: &Path, scale: f64) {
+fn print_personas(running: &Running, state: &State, keys_file: &Path, scale: f64, ca: Option<&Path>) {
     let url = &running.url;
+    // With TLS every line verifies the demo's CA.
+    let (sslmode, cacert, grpc) = match ca {
+        Some(ca) => (
+            format!(" sslmode=verify-full sslrootcert={}", ca.display()),
+            format!(" --cacert {}", ca.display()),
+            "grpc+tls",
+        ),
+        None => (String::new(), String::new(), "grpc"),
+    };
     let pg = running.endpoints.pg;
     let flight = running.endpoints.flight;
     println!();
@@ -213,16 +240,16 @@ fn print_personas(running: &Running, state: &State, keys_file: &Path, scale: f64
             None => (String::new(), String::new(), String::new()),
         };
         println!(
-            "  psql:   psql \"host={} port={} dbname=tessera user={} password={key}{pg_options}\"",
+            "  psql:   psql \"host={} port={} dbname=tessera user={} password={key}{sslmode}{pg_options}\"",
             pg.ip(),
             pg.port(),
             p.name
         );
         println!(
-            "  curl:   curl -s -H 'Authorization: Bearer {key}'{header} -H 'Content-Type: application/json' -d '{{\"sql\": \"{SAMPLE_SQL}\"}}' {url}/api/v1/query"
+            "  curl:   curl -s{cacert} -H 'Authorization: Bearer {key}'{header} -H 'Content-Type: application/json' -d '{{\"sql\": \"{SAMPLE_SQL}\"}}' {url}/api/v1/query"
         );
-        println!("  flight: grpc://{flight} (headers: authorization: Bearer {key}{flight_header})");
-        println!("  cli:    tessera login --endpoint {url} --key {key}");
+        println!("  flight: {grpc}://{flight} (headers: authorization: Bearer {key}{flight_header})");
+        println!("  cli:    tessera login --endpoint {url}{cacert} --key {key}");
     }
     println!();
     println!("Portal (sign in with a key above): {url}/");

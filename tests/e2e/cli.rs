@@ -23,10 +23,15 @@ struct Demo {
 
 impl Demo {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
         let (stderr, log) = super::logs::process("demo");
         let mut child = Command::new(BIN)
             .args(["demo", "--scale", "0.01", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -139,6 +144,19 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// `count(*)` of sales.lineitem over Flight SQL at `uri`, for the analytics purpose.
+async fn lineitems_over_flight(uri: &str, key: &str, ca_pem: Option<&[u8]>) -> i64 {
+    let client = tessera_sdk::flight::FlightClient::connect_trusting(uri, key, ca_pem)
+        .await
+        .expect("connects")
+        .with_purpose("analytics");
+    let batches = client
+        .query("SELECT count(*) AS n FROM sales.lineitem")
+        .await
+        .expect("answers");
+    arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(batches[0].column(0)).value(0)
+}
+
 const CUSTOMER_NAME: &str = "SELECT c_name FROM customers.customer ORDER BY c_custkey LIMIT 1;\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,16 +212,7 @@ async fn the_demo_mesh_answers_every_printed_line_and_survives_a_rerun() {
     let flight = demo.line("ana", "flight");
     let uri = flight.split_whitespace().next().expect("uri");
     assert!(flight.contains("tessera-purpose: analytics"), "{flight}");
-    let client = tessera_sdk::flight::FlightClient::connect(uri, &demo.key("ana"))
-        .await
-        .expect("connects")
-        .with_purpose("analytics");
-    let batches = client
-        .query("SELECT count(*) AS n FROM sales.lineitem")
-        .await
-        .expect("answers");
-    let n = arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(batches[0].column(0)).value(0);
-    assert_eq!(n, 60_175);
+    assert_eq!(lineitems_over_flight(uri, &demo.key("ana"), None).await, 60_175);
 
     // The SDK's HTTP query client, as the same personas.
     let sdk = tessera_sdk::Client::new(demo.url.clone(), &demo.key("ana")).expect("client");
@@ -573,5 +582,80 @@ async fn a_domain_team_and_an_analyst_work_from_the_cli() {
     // a clash fails here.
     let completions = admin.ok(&["completions", "bash"]);
     assert!(completions.contains("tessera"), "a bash completion script");
+    demo.stop();
+}
+
+/// `tessera demo --tls`: every listener answers over TLS only, and the
+/// printed lines verify the demo's own CA (psql `verify-full`, curl
+/// `--cacert`, Flight SQL `grpc+tls://`); cleartext is refused on every
+/// listener before any credential is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_over_tls_verifies_every_printed_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = Demo::start_with(dir.path(), &["--tls"]);
+    assert!(demo.url.starts_with("https://127.0.0.1:"), "{}", demo.url);
+    let ca = dir.path().join("tls/ca.pem");
+    let ca_pem = std::fs::read(&ca).expect("the demo's CA");
+
+    // psql with sslmode=verify-full, as printed.
+    let psql = demo.line("ana", "psql");
+    assert!(
+        psql.contains("sslmode=verify-full") && psql.contains("sslrootcert="),
+        "{psql}"
+    );
+    let (code, out, err) = shell(psql, &format!("\\pset format unaligned\n{CUSTOMER_NAME}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(is_sha256_hex), "ana sees c_name hashed: {out}");
+    // The same connection in cleartext is refused before the password is asked for.
+    let cleartext = psql.replace("sslmode=verify-full", "sslmode=disable");
+    let (code, _, err) = shell(&cleartext, CUSTOMER_NAME);
+    assert_ne!(code, 0);
+    assert!(err.contains("accepts only TLS"), "{err}");
+    // A CA the client does not trust: the handshake fails.
+    let other = dir.path().join("other-ca.pem");
+    let other_ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    std::fs::write(&other, other_ca.cert.pem()).expect("written");
+    let (code, _, err) = shell(
+        &psql.replace(&ca.display().to_string(), &other.display().to_string()),
+        CUSTOMER_NAME,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("certificate verify failed"), "{err}");
+
+    // curl --cacert, as printed; plain http is told to use https.
+    let (code, out, err) = shell(demo.line("ana", "curl"), "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("FRANCE"), "{out}");
+    let plain = demo.url.replace("https://", "http://");
+    let (code, out, _) = shell(&format!("curl -s {plain}/api/v1/version"), "");
+    assert_eq!(code, 0);
+    assert!(out.contains("tls-required"), "{out}");
+
+    // Flight SQL at the printed grpc+tls:// URI, verifying the CA.
+    let flight = demo.line("ana", "flight");
+    let uri = flight.split_whitespace().next().expect("uri");
+    assert!(uri.starts_with("grpc+tls://"), "{flight}");
+    assert_eq!(lineitems_over_flight(uri, &demo.key("ana"), Some(&ca_pem)).await, 60_175);
+    // In cleartext the gRPC client gets nothing.
+    let cleartext = uri.replace("grpc+tls://", "grpc://");
+    let refused = match tessera_sdk::flight::FlightClient::connect(&cleartext, &demo.key("ana")).await {
+        Ok(client) => client.query("SELECT 1").await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a cleartext Flight SQL query was answered");
+
+    // The CLI, as printed (login with --cacert), then a query.
+    let (code, out, err) = shell(
+        &format!(
+            "TESSERA_CLI_CONFIG={home}/cli.toml {BIN} login --endpoint {url} --cacert {ca} --key {key} && TESSERA_CLI_CONFIG={home}/cli.toml TESSERA_CA_FILE={ca} {BIN} sql --purpose analytics 'SELECT count(*) AS n FROM customers.region'",
+            home = dir.path().display(),
+            url = demo.url,
+            ca = ca.display(),
+            key = demo.key("ana"),
+        ),
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains('5'), "{out}");
     demo.stop();
 }

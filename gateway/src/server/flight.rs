@@ -75,13 +75,16 @@ pub fn status(error: &QueryError) -> Status {
 pub async fn serve(
     engine: Engine,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<tessera_http::Tls>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+) -> std::io::Result<()> {
+    // gRPC clients of a TLS-only listener see the connection close.
+    let incoming = tessera_http::Accepting::new(listener, tls, tessera_http::Refusal::Close)?.into_stream();
     tonic::transport::Server::builder()
         .add_service(service(engine))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+        .map_err(std::io::Error::other)
 }
 
 /// The Flight service, for embedding in another tonic server.

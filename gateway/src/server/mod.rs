@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tessera_http::tls::{self, Tls};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -49,6 +50,33 @@ pub enum StartError {
     },
     #[error("cannot start the control thread: {0}")]
     Control(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] tessera_http::tls::TlsError),
+}
+
+/// Each listener's TLS, when configured (one certificate, offered with the
+/// protocol names each listener speaks).
+struct ListenerTls {
+    http: Arc<Tls>,
+    pg: Arc<Tls>,
+    flight: Arc<Tls>,
+}
+
+impl ListenerTls {
+    fn load(config: Option<&tessera_http::TlsConfig>) -> Result<Option<Self>, StartError> {
+        let Some(config) = config else { return Ok(None) };
+        let tls = Self {
+            http: Tls::load(config, tls::ALPN_HTTP)?,
+            pg: Tls::load(config, tls::ALPN_POSTGRES)?,
+            flight: Tls::load(config, tls::ALPN_GRPC)?,
+        };
+        tls::reload_on_hangup(vec![
+            Arc::clone(&tls.http),
+            Arc::clone(&tls.pg),
+            Arc::clone(&tls.flight),
+        ]);
+        Ok(Some(tls))
+    }
 }
 
 /// Where clients connect.
@@ -69,6 +97,7 @@ pub struct Gateway {
     http: Option<(TcpListener, axum::Router)>,
     pg: TcpListener,
     flight: TcpListener,
+    tls: Option<tessera_http::TlsConfig>,
 }
 
 /// How long past the query timeout an HTTP request may take to its answer's
@@ -124,6 +153,7 @@ impl Gateway {
             http: None,
             pg: bind("PostgreSQL wire", config.pg_listen).await?,
             flight: bind("Flight SQL", config.flight_listen).await?,
+            tls: config.tls.clone(),
         })
     }
 
@@ -158,7 +188,14 @@ impl Gateway {
             http,
             pg,
             flight,
+            tls,
         } = self;
+        // Certificates are read before anything is served: a bad one stops the start.
+        let tls = ListenerTls::load(tls.as_ref())?;
+        let (http_tls, pg_tls, flight_tls) = match tls {
+            Some(t) => (Some(t.http), Some(t.pg), Some(t.flight)),
+            None => (None, None, None),
+        };
         first_bundle(&link).await;
         let control = Control::start().map_err(StartError::Control)?;
         control.spawn(spool.ship(Arc::clone(&link.source), link.name.clone()));
@@ -171,17 +208,20 @@ impl Gateway {
             }
         };
         let mut endpoints = vec![
-            ("PostgreSQL wire", tokio::spawn(pg::serve(engine.clone(), pg, signal()))),
+            (
+                "PostgreSQL wire",
+                tokio::spawn(pg::serve(engine.clone(), pg, pg_tls, signal())),
+            ),
             (
                 "Flight SQL",
-                tokio::spawn({
-                    let serving = flight::serve(engine.clone(), flight, signal());
-                    async move { serving.await.map_err(std::io::Error::other) }
-                }),
+                tokio::spawn(flight::serve(engine.clone(), flight, flight_tls, signal())),
             ),
         ];
         if let Some((listener, router)) = http {
-            endpoints.push(("HTTP", tokio::spawn(tessera_http::serve(listener, router, signal()))));
+            endpoints.push((
+                "HTTP",
+                tokio::spawn(tessera_http::serve(listener, http_tls, router, signal())),
+            ));
         }
         Ok(Serving {
             engine,

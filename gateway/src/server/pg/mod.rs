@@ -79,9 +79,11 @@ fn pg_error(error: &QueryError) -> PgWireError {
 pub async fn serve(
     engine: Engine,
     listener: TcpListener,
+    tls: Option<Arc<tessera_http::Tls>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let handlers = Arc::new(Handlers::new(engine));
+    let require_tls = tls.as_ref().is_some_and(|t| t.required());
+    let handlers = Arc::new(Handlers::new(engine, require_tls));
     tokio::pin!(shutdown);
     loop {
         let (socket, _) = tokio::select! {
@@ -90,8 +92,11 @@ pub async fn serve(
         };
         let _ = socket.set_nodelay(true);
         let handlers = Arc::clone(&handlers);
+        // The certificate in force now (a reload on SIGHUP leaves open
+        // connections as they are).
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
-            if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, acceptor, handlers).await {
                 tracing::debug!(error = %e, "PostgreSQL connection ended with an error");
             }
         });
@@ -105,14 +110,18 @@ struct Handlers {
 }
 
 impl Handlers {
-    fn new(engine: Engine) -> Self {
+    fn new(engine: Engine, require_tls: bool) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = SERVER_VERSION.into();
         parameters.is_superuser = false;
         parameters.default_transaction_read_only = true;
         let any = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
         Self {
-            startup: Arc::new(Startup { engine, parameters }),
+            startup: Arc::new(Startup {
+                engine,
+                parameters,
+                require_tls,
+            }),
             query: Arc::new(Queries {
                 parser: Arc::new(ConnParser { any }),
             }),
@@ -156,6 +165,8 @@ fn conn<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
 struct Startup {
     engine: Engine,
     parameters: DefaultServerParameterProvider,
+    /// Cleartext connections are refused before a password is asked for.
+    require_tls: bool,
 }
 
 /// A connection's session. Its `pg_catalog` holds the session's catalog list,
@@ -222,6 +233,13 @@ impl StartupHandler for Startup {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.require_tls && !client.is_secure() {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28000".into(),
+                        "this server accepts only TLS connections: connect with sslmode=require or verify-full".into(),
+                    ))));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
