@@ -139,13 +139,15 @@ impl Global {
 
     /// A client of `endpoint` with `key`, trusting `--cacert`'s CAs.
     pub fn client_for(&self, endpoint: String, key: &str) -> anyhow::Result<Client> {
-        let ca = match &self.cacert {
-            Some(path) => {
-                Some(std::fs::read(path).with_context(|| format!("cannot read --cacert {}", path.display()))?)
-            }
-            None => None,
-        };
-        Ok(Client::trusting(endpoint, key, ca.as_deref())?)
+        Ok(Client::trusting(endpoint, key, self.ca_pem()?.as_deref())?)
+    }
+
+    /// The CA certificates of `--cacert`, if given.
+    pub fn ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.cacert
+            .as_ref()
+            .map(|path| std::fs::read(path).with_context(|| format!("cannot read --cacert {}", path.display())))
+            .transpose()
     }
 }
 

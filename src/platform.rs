@@ -279,13 +279,15 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
     let config = GatewayConfig::load(args.config.as_deref(), &overrides).context("invalid gateway configuration")?;
     crate::init_logging("text");
     let source: Arc<dyn BundleSource> = Arc::new(
-        tessera_gateway::sync::HttpSource::new(&catalog, &key)?
+        tessera_gateway::sync::HttpSource::trusting(&catalog, &key, global.ca_pem()?.as_deref())?
             .with_max_staleness(config.max_staleness_ms.map(std::time::Duration::from_millis)),
     );
+    let tls = config.tls.is_some();
     let gateway = Gateway::build(config, source).await?;
     let endpoints = gateway.endpoints();
     let serving = gateway.start().await?;
-    let http = endpoints.http.map(|a| format!("http://{a}")).unwrap_or_default();
+    let scheme = if tls { "https" } else { "http" };
+    let http = endpoints.http.map(|a| format!("{scheme}://{a}")).unwrap_or_default();
     print_endpoints(&endpoints, &http, None);
     serving.stop_when(crate::shutdown_signal()).await;
     Ok(())

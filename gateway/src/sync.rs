@@ -101,11 +101,22 @@ pub struct HttpSource {
 impl HttpSource {
     /// `base` is the catalog's URL (`http://host:8080`); `key` an admin's API key.
     pub fn new(base: &str, key: &str) -> Result<Self, SyncError> {
-        let client = reqwest::Client::builder()
+        Self::trusting(base, key, None)
+    }
+
+    /// As [`HttpSource::new`], an `https://` catalog verified against the
+    /// system's CAs and those of `ca_pem` (PEM: a private CA).
+    pub fn trusting(base: &str, key: &str, ca_pem: Option<&[u8]>) -> Result<Self, SyncError> {
+        let failed = |e: reqwest::Error| SyncError(e.to_string());
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(40))
-            .build()
-            .map_err(|e| SyncError(e.to_string()))?;
+            .timeout(Duration::from_secs(40));
+        if let Some(pem) = ca_pem {
+            for ca in reqwest::Certificate::from_pem_bundle(pem).map_err(failed)? {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        let client = builder.build().map_err(failed)?;
         Ok(Self {
             client,
             base: base.trim_end_matches('/').to_string(),

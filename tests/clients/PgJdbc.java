@@ -1,5 +1,9 @@
 // The PostgreSQL JDBC driver against Tessera's PostgreSQL-wire endpoint.
-// Run as a single source file: java -cp postgresql.jar PgJdbc.java HOST PORT API_KEY
+// Run as a single source file:
+//   java -cp postgresql.jar PgJdbc.java HOST PORT API_KEY [ROOT_CA_PEM [CUSTOMERS_TABLES]]
+// With ROOT_CA_PEM, over TLS (sslmode=verify-full against that CA);
+// CUSTOMERS_TABLES (comma-separated, default "nation") are the tables of the
+// customers domain the key's principal must see listed, and no others.
 // Expects customers.nation (TPC-H nation); exits 1 naming the failed check.
 
 import java.sql.*;
@@ -19,6 +23,10 @@ public class PgJdbc {
         Properties props = new Properties();
         props.setProperty("user", "analyst");
         props.setProperty("password", args[2]);
+        if (args.length > 3) {
+            props.setProperty("sslmode", "verify-full");
+            props.setProperty("sslrootcert", args[3]);
+        }
         try (Connection conn = DriverManager.getConnection(url, props)) {
             try (Statement st = conn.createStatement();
                  ResultSet rs = st.executeQuery("SELECT count(*) FROM customers.nation")) {
@@ -40,7 +48,8 @@ public class PgJdbc {
             try (ResultSet rs = meta.getTables(null, "customers", "%", null)) {
                 while (rs.next()) tables.add(rs.getString("TABLE_NAME"));
             }
-            check("jdbc metadata tables", tables, List.of("nation"));
+            List<String> expected = List.of((args.length > 4 ? args[4] : "nation").split(","));
+            check("jdbc metadata tables", tables, expected);
             try (Statement st = conn.createStatement()) {
                 st.executeQuery("SELECT 1/0");
                 check("jdbc error", "no error", "22012");

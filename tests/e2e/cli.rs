@@ -635,7 +635,10 @@ async fn the_demo_over_tls_verifies_every_printed_line() {
     let flight = demo.line("ana", "flight");
     let uri = flight.split_whitespace().next().expect("uri");
     assert!(uri.starts_with("grpc+tls://"), "{flight}");
-    assert_eq!(lineitems_over_flight(uri, &demo.key("ana"), Some(&ca_pem)).await, 60_175);
+    assert_eq!(
+        lineitems_over_flight(uri, &demo.key("ana"), Some(&ca_pem)).await,
+        60_175
+    );
     // In cleartext the gRPC client gets nothing.
     let cleartext = uri.replace("grpc+tls://", "grpc://");
     let refused = match tessera_sdk::flight::FlightClient::connect(&cleartext, &demo.key("ana")).await {
@@ -657,5 +660,61 @@ async fn the_demo_over_tls_verifies_every_printed_line() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains('5'), "{out}");
+
+    let port = psql
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("port="))
+        .expect("a port")
+        .to_string();
+    // JDBC with sslmode=verify-full; cora owns the customers domain and
+    // sees its three tables.
+    let cora = demo.key("cora");
+    super::jdbc_checks(&[
+        "127.0.0.1".as_ref(),
+        port.as_ref(),
+        cora.as_ref(),
+        ca.as_os_str(),
+        "customer,nation,region".as_ref(),
+    ]);
+    // psycopg with verify-full holds a connection while the certificate is
+    // replaced and the process gets SIGHUP: the held connection goes on,
+    // new ones get the new certificate.
+    if let Ok(python) = std::env::var("TESSERA_TEST_PYTHON") {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pg_tls.py");
+        let renewed = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("a certificate");
+        let new_ca = dir.path().join("renewed.pem");
+        std::fs::write(&new_ca, renewed.cert.pem()).expect("written");
+        let mut client = Command::new(python)
+            .arg(script)
+            .args(["127.0.0.1", &port, &demo.key("cora")])
+            .arg(&ca)
+            .arg(&new_ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        let mut lines = std::io::BufReader::new(client.stdout.take().expect("stdout")).lines();
+        let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(ready, "ready", "{:?}", client.wait_with_output());
+        std::fs::write(dir.path().join("tls/server.pem"), renewed.cert.pem()).expect("written");
+        std::fs::write(dir.path().join("tls/server.key"), renewed.signing_key.serialize_pem()).expect("written");
+        let hangup = Command::new("kill")
+            .args(["-HUP", &demo.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(hangup.success());
+        client.stdin.take().expect("stdin").write_all(b"go\n").expect("written");
+        let answer = lines.next().and_then(Result::ok).unwrap_or_default();
+        let out = client.wait_with_output().expect("finishes");
+        let answer: Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("{e}: {answer} {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(
+            answer,
+            serde_json::json!({"before": 25, "held": 25, "fresh": 25, "tls": true, "old_ca_refused": true})
+        );
+    }
     demo.stop();
 }

@@ -854,23 +854,8 @@ async fn serve_answers_sql_over_registered_products() {
         );
     }
 
-    // The PostgreSQL JDBC driver (scripts/test installs Debian's and names the jar
-    // in TESSERA_TEST_JDBC_JAR; Java runs the check as a single source file).
-    if let Ok(jar) = std::env::var("TESSERA_TEST_JDBC_JAR") {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/PgJdbc.java");
-        let out = Command::new("java")
-            .args(["-cp", &jar])
-            .arg(source)
-            .args(["127.0.0.1", &port.to_string(), &key])
-            .output()
-            .expect("java runs");
-        assert!(
-            out.status.success(),
-            "JDBC:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // The PostgreSQL JDBC driver.
+    jdbc_checks(&["127.0.0.1".as_ref(), port.to_string().as_ref(), key.as_ref()]);
 
     // A key revoked in the catalog stops working at the gateway within seconds.
     let (status, body) = call(
@@ -1039,6 +1024,28 @@ fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, Str
 }
 
 /// A free loopback port (for a catalog that must come back where it was).
+/// Runs tests/clients/PgJdbc.java with `args` (HOST PORT KEY [ROOT_CA
+/// [TABLES]]) when scripts/test names Debian's JDBC driver in
+/// TESSERA_TEST_JDBC_JAR (Java runs it as a single source file).
+fn jdbc_checks(args: &[&std::ffi::OsStr]) {
+    let Ok(jar) = std::env::var("TESSERA_TEST_JDBC_JAR") else {
+        return;
+    };
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/PgJdbc.java");
+    let out = Command::new("java")
+        .args(["-cp", &jar])
+        .arg(source)
+        .args(args)
+        .output()
+        .expect("java runs");
+    assert!(
+        out.status.success(),
+        "JDBC:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
