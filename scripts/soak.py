@@ -23,7 +23,8 @@ Setup, in a fresh temporary directory DIR (kept, with the logs and soak.json):
   DIR/data/demo/personas.json; queries run as the analyst `ana` (purpose
   `analytics`: masks and a row filter apply);
 - a standalone `tessera gateway` named `soak_edge` following the catalog
-  (key file DIR/gateway.key, data directory DIR/gateway).
+  (principal soak_gateway with the gateway role, its key in the file
+  DIR/gateway.key, data directory DIR/gateway).
 
 Every process's stdout and stderr are in DIR/logs.
 
@@ -478,8 +479,17 @@ class Soak:
 
         self.seed_demo_mesh()
 
+        # The standalone gateway's own principal: a service principal with
+        # the gateway role (an admin's key reads no bundle).
+        created = call("POST", f"{self.api}/principals", self.admin_key,
+                       {"name": "soak_gateway", "kind": "service", "roles": ["gateway"]})
+        if created.status not in (201, 409):
+            raise SetupError(f"cannot create the gateway's principal: {created.describe()}")
+        key = call("POST", f"{self.api}/principals/soak_gateway/keys", self.admin_key, {})
+        if key.status != 201:
+            raise SetupError(f"cannot issue the gateway's key: {key.describe()}")
         key_file = self.dir / "gateway.key"
-        key_file.write_text(self.admin_key + "\n")
+        key_file.write_text(key.json()["key"] + "\n")
         key_file.chmod(0o600)
         self.gateway.start()
         if not wait_ready(self.gateway_url, 120, self.gateway):

@@ -245,7 +245,8 @@ pub struct GatewayArgs {
     /// TOML configuration file (its `[gateway]` section).
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
-    /// File holding the catalog's API key (an admin's), read at start and
+    /// File holding the gateway principal's API key (a service principal with
+    /// the gateway role), read at start and
     /// trimmed: the way to give it in production (--key shows in `ps` output).
     #[arg(long, env = "TESSERA_GATEWAY_KEY_FILE", value_name = "FILE")]
     key_file: Option<std::path::PathBuf>,
@@ -261,7 +262,7 @@ pub struct GatewayArgs {
 }
 
 /// `tessera gateway`: a gateway alone, following a remote catalog.
-/// The catalog is `--endpoint`; the key (an admin's, to read policy bundles)
+/// The catalog is `--endpoint`; the key (a gateway principal's, to read policy bundles)
 /// is [`gateway_key`]'s.
 pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::Result<()> {
     let catalog = global.endpoint.clone().ok_or_else(|| {
@@ -319,7 +320,7 @@ fn gateway_key(global: &crate::cli::Global, key_file: Option<&std::path::Path>) 
         .ok_or_else(|| {
             Hinted::new(
                 "no API key",
-                "give an admin's key in a file with --key-file FILE (or TESSERA_GATEWAY_KEY_FILE), or set TESSERA_GATEWAY_KEY",
+                "give the key of a gateway's principal in a file with --key-file FILE (or TESSERA_GATEWAY_KEY_FILE), or set TESSERA_GATEWAY_KEY",
             )
             .into()
         })
@@ -346,7 +347,7 @@ fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
     if key.is_empty() {
         return Err(crate::cli::Hinted::new(
             format!("the key file {} is empty", path.display()),
-            "write an admin's API key into it",
+            "write the API key of a gateway's principal (kind service, role gateway) into it",
         )
         .into());
     }

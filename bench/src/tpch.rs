@@ -190,14 +190,25 @@ impl InProcess {
     }
 }
 
-/// An engine holding the demo's current policy bundle (fetched with the admin key).
+/// An engine holding the demo's current policy bundle (fetched by a gateway's principal).
 pub async fn engine(mesh: &Mesh) -> anyhow::Result<Engine> {
     engine_with(mesh, &engine_config()).await
 }
 
 async fn engine_with(mesh: &Mesh, config: &GatewayConfig) -> anyhow::Result<Engine> {
     let admin = mesh.keys.get("admin").context("no admin key")?;
-    let bundle = tessera_sdk::Client::new(mesh.url.clone(), admin)?
+    let admin = tessera_sdk::Client::new(mesh.url.clone(), admin)?;
+    // Bundles are read by a gateway's principal (an admin's key is refused).
+    let principal: tessera_contracts::api::PrincipalCreate =
+        serde_json::from_value(serde_json::json!({"name": "bench_gateway", "kind": "service", "roles": ["gateway"]}))?;
+    if let Err(e) = admin.create_principal(&principal).await
+        && e.status().map(|s| s.as_u16()) != Some(409)
+    {
+        return Err(e.into());
+    }
+    let key: tessera_contracts::api::ApiKeyCreate = serde_json::from_value(serde_json::json!({}))?;
+    let key = admin.create_api_key("bench_gateway", &key).await?.key;
+    let bundle = tessera_sdk::Client::new(mesh.url.clone(), &key)?
         .bundle(None)
         .await?
         .context("the catalog sent no bundle")?

@@ -3,7 +3,7 @@
 //! Every handler asks here, never decides itself, so that the governance work
 //! (grants, access requests) changes this module and not the handlers.
 
-use tessera_contracts::api::{Domain, Principal, Product, Visibility};
+use tessera_contracts::api::{Domain, Principal, Product, Role, Visibility};
 use tessera_contracts::policy::Target;
 
 use crate::service::Error;
@@ -28,6 +28,11 @@ impl Caller {
         self.principal.admin
     }
 
+    /// Whether the caller is a standalone gateway's principal.
+    pub fn is_gateway(&self) -> bool {
+        self.principal.roles.contains(&Role::Gateway)
+    }
+
     fn in_team(&self, team: &str) -> bool {
         self.teams.iter().any(|t| t == team)
     }
@@ -44,6 +49,19 @@ impl Authz {
             Ok(())
         } else {
             Err(Error::Forbidden("this needs a platform admin".into()))
+        }
+    }
+
+    /// A gateway's calls (bundles, its reports, audit batches): a principal
+    /// with the `gateway` role, and no other (an admin's key is refused: a
+    /// key on a gateway host must open nothing else).
+    pub fn require_gateway(self, caller: &Caller) -> Result<(), Error> {
+        if caller.is_gateway() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this needs a gateway's principal: a service principal with the gateway role".into(),
+            ))
         }
     }
 

@@ -65,6 +65,7 @@ pub(super) async fn seed(admin: &Client) -> anyhow::Result<()> {
                         display_name: Some(p.display.into()),
                         email: Some(format!("{}@tessera.example", p.name)),
                         admin: false,
+                        roles: Vec::new(),
                         attributes: Attributes {
                             groups: strings(p.groups),
                             regions: strings(p.regions),

@@ -144,7 +144,8 @@ async fn secrets_stay_out_of_the_logs() {
     }
     let answer = region_3(&format!("{api}/query"), &key).await;
     assert_eq!(answer["rows"], json!([{"r_name": "EUROPE"}]), "{answer}");
-    let (status, bundle) = call(reqwest::Method::GET, format!("{api}/bundle"), &key, None).await;
+    let edge_key = super::gateway_principal(&api, &key, "edge").await;
+    let (status, bundle) = call(reqwest::Method::GET, format!("{api}/bundle"), &edge_key, None).await;
     assert_eq!(status, 200, "{bundle}");
     let mask_key = bundle["content"]["mask_key"].as_str().expect("a mask key").to_string();
     logs::secret(&mask_key);
@@ -153,7 +154,7 @@ async fn secrets_stay_out_of_the_logs() {
     let gateway_dir = dir.path().join("gateway");
     let (mut gateway, gateway_url) = start_gateway(
         &server.url,
-        &key,
+        &edge_key,
         &[
             ("TESSERA_CONFIG", &config),
             ("TESSERA_GATEWAY_DATA_DIR", gateway_dir.to_str().expect("utf-8")),

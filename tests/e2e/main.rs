@@ -948,9 +948,10 @@ async fn a_standalone_gateway_follows_the_catalog() {
     let base = format!("{}/api/v1", catalog.url);
 
     let gateway_dir = dir.path().join("gateway");
+    let edge_key = gateway_principal(&base, &key, "edge").await;
     let (mut gateway, query_url) = start_gateway(
         &catalog.url,
-        &key,
+        &edge_key,
         &[("TESSERA_GATEWAY_DATA_DIR", gateway_dir.to_str().expect("utf-8"))],
     );
 
@@ -984,6 +985,30 @@ async fn a_standalone_gateway_follows_the_catalog() {
     let _ = gateway.kill();
     let _ = gateway.wait();
     catalog.terminate();
+}
+
+/// Creates a gateway's principal `name` (a service principal with the
+/// gateway role) through `base` with the admin's key, and returns a key for it.
+async fn gateway_principal(base: &str, admin: &str, name: &str) -> String {
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{base}/principals"),
+        admin,
+        Some(json!({"name": name, "kind": "service", "roles": ["gateway"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{base}/principals/{name}/keys"),
+        admin,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["key"].as_str().expect("a key").to_string();
+    logs::secret(&key);
+    key
 }
 
 /// Starts `tessera gateway` against `catalog` and returns it with its query
@@ -1177,7 +1202,8 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
         ("TESSERA_GATEWAY_NAME", "edge_b"),
         ("TESSERA_GATEWAY_MAX_STALENESS_MS", "4000"),
     ];
-    let (mut edge, edge_url) = start_gateway(&catalog.url, &key, &gateway_env);
+    let edge_key = gateway_principal(&base, &key, "edge").await;
+    let (mut edge, edge_url) = start_gateway(&catalog.url, &edge_key, &gateway_env);
     let gateways = [format!("{base}/query"), edge_url.clone()];
     let phone = "SELECT c_phone FROM customers.customer WHERE c_custkey = 1";
     let raw = |status: u16, body: &Value| {
@@ -1307,7 +1333,7 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
     assert!(written.is_some_and(|n| n >= 6), "{metrics}");
     let _ = edge.kill();
     let _ = edge.wait();
-    let (mut edge, edge_url) = start_gateway(&format!("http://{listen}"), &key, &gateway_env);
+    let (mut edge, edge_url) = start_gateway(&format!("http://{listen}"), &edge_key, &gateway_env);
     let restarted = until(&edge_url, &ana, None, count, served).await;
     assert!(restarted.is_some(), "a restarted gateway serves the saved bundle");
     let edge_base = edge_url.trim_end_matches("/api/v1/query").to_string();

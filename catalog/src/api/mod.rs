@@ -414,11 +414,34 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
     match app.catalog.authenticate(presented.secret()).await {
         Ok(Some(caller)) => {
             tracing::Span::current().record("principal", caller.name());
+            if caller.is_gateway() && !gateway_call(request.method(), request.uri().path()) {
+                return ApiError::from(crate::service::Error::Forbidden(
+                    "a gateway's principal may only read bundles, report and post audit".into(),
+                ))
+                .into_response();
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
         Ok(None) => ApiError::Unauthorized("the API key is unknown, revoked or expired".into()).into_response(),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// What a gateway's principal may call: bundles, the version and its watch,
+/// its own report, audit batches, and `whoami`.
+fn gateway_call(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    match *method {
+        Method::GET => matches!(
+            path,
+            "/api/v1/bundle" | "/api/v1/version" | "/api/v1/version/watch" | "/api/v1/whoami"
+        ),
+        Method::PUT => path
+            .strip_prefix("/api/v1/gateways/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/')),
+        Method::POST => path == "/api/v1/audit",
+        _ => false,
     }
 }
 

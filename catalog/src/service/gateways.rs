@@ -42,7 +42,7 @@ fn check_drift(report: &GatewayReport) -> Vec<FieldError> {
 
 impl Catalog {
     pub async fn report_gateway(&self, caller: &Caller, name: &str, report: GatewayReport) -> Result<()> {
-        self.authz.require_admin(caller)?;
+        self.authz.require_gateway(caller)?;
         check_name("name", name).map_err(|e| Error::Invalid(vec![e]))?;
         if report.error.as_ref().is_some_and(|e| e.chars().count() > 4000) {
             return Err(Error::Invalid(vec![field("error", "at most 4000 characters")]));
@@ -83,7 +83,7 @@ impl Catalog {
     }
 
     pub async fn add_audit(&self, caller: &Caller, batch: AuditBatch) -> Result<u64> {
-        self.authz.require_admin(caller)?;
+        self.authz.require_gateway(caller)?;
         check_name("gateway", &batch.gateway).map_err(|e| Error::Invalid(vec![e]))?;
         if batch.records.len() > 10_000 {
             return Err(Error::Invalid(vec![field(

@@ -36,6 +36,7 @@ impl Catalog {
             kind: body.kind,
             email: body.email,
             admin: body.admin,
+            roles: body.roles,
             attributes: body.attributes,
         };
         Ok(self.store.create_principal(caller.name(), &new).await?)
@@ -182,6 +183,7 @@ impl Catalog {
                             display_name: "Platform admin".into(),
                             email: None,
                             admin: true,
+                            roles: Vec::new(),
                             attributes: Default::default(),
                         },
                     )

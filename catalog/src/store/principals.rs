@@ -14,6 +14,7 @@ pub struct NewPrincipal {
     pub display_name: String,
     pub email: Option<String>,
     pub admin: bool,
+    pub roles: Vec<tessera_contracts::api::Role>,
     pub attributes: Attributes,
 }
 

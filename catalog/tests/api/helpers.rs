@@ -290,6 +290,19 @@ impl TestApp {
         self.key_for(name).await
     }
 
+    /// Creates a gateway's principal (a service principal with the gateway
+    /// role) and returns a key for it: what reads bundles and reports.
+    pub async fn gateway_key(&self, name: &str) -> String {
+        self.post(
+            "/api/v1/principals",
+            &self.admin_key,
+            json!({"name": name, "kind": "service", "roles": ["gateway"]}),
+        )
+        .await
+        .expect(201);
+        self.key_for(name).await
+    }
+
     pub async fn key_for(&self, name: &str) -> String {
         let reply = self
             .post(

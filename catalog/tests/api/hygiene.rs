@@ -161,14 +161,15 @@ pub async fn bundles_hold_exactly_their_version(app: &mut TestApp) {
             })
         })
         .collect();
+    let edge = app.gateway_key("edge").await;
     let mut bundles = Vec::new();
     while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
-        bundles.push(app.get("/api/v1/bundle", &app.admin_key).await.expect(200).json());
+        bundles.push(app.get("/api/v1/bundle", &edge).await.expect(200).json());
     }
     for writer in writers {
         writer.await.expect("the writer finished");
     }
-    bundles.push(app.get("/api/v1/bundle", &app.admin_key).await.expect(200).json());
+    bundles.push(app.get("/api/v1/bundle", &edge).await.expect(200).json());
     // When each principal was created, from the change log.
     let changes = app
         .get("/api/v1/changes?limit=500", &app.admin_key)

@@ -601,7 +601,8 @@ pub async fn the_mask_key_is_only_in_bundles(app: &mut TestApp) {
     .await
     .expect(201);
 
-    let bundle = app.get("/api/v1/bundle", &admin).await.expect(200).json();
+    let edge = app.gateway_key("edge").await;
+    let bundle = app.get("/api/v1/bundle", &edge).await.expect(200).json();
     assert_eq!(bundle["format"], 3);
     let first = bundle["content"]["mask_key"].as_str().expect("a mask key").to_string();
     assert_eq!(first.len(), 64);
@@ -639,7 +640,7 @@ pub async fn the_mask_key_is_only_in_bundles(app: &mut TestApp) {
         .expect(204);
     assert!(reply.text.is_empty());
     assert_eq!(app.version().await, version + 1);
-    let rotated = app.get("/api/v1/bundle", &admin).await.expect(200).json();
+    let rotated = app.get("/api/v1/bundle", &edge).await.expect(200).json();
     let second = rotated["content"]["mask_key"].as_str().expect("a mask key").to_string();
     assert_ne!(second, first);
     assert_eq!(rotated["version"], version + 1);
@@ -657,7 +658,7 @@ pub async fn the_mask_key_is_only_in_bundles(app: &mut TestApp) {
     // The key outlives a restart.
     app.restart().await;
     assert_eq!(app.version().await, version + 1);
-    let again = app.get("/api/v1/bundle", &admin).await.expect(200).json();
+    let again = app.get("/api/v1/bundle", &edge).await.expect(200).json();
     assert_eq!(again["content"]["mask_key"], second.as_str());
 }
 
@@ -704,6 +705,7 @@ async fn scan_for(app: &TestApp, secrets: &[&str], keys: &[&str]) {
 pub async fn drift_reports_mark_products_drifted(app: &mut TestApp) {
     let (sal, _cus, nia) = two_domains(app).await;
     let admin = app.admin_key.clone();
+    let edge = app.gateway_key("edge").await;
     register(app, "sales", &sal, "orders", "orders").await.expect(201);
     register(app, "sales", &sal, "returns", "returns").await.expect(201);
     app.contract(
@@ -725,7 +727,7 @@ pub async fn drift_reports_mark_products_drifted(app: &mut TestApp) {
     let report = |drift: &Value| json!({"version": 1, "hash": "h", "drift": drift});
     assert_eq!(health(app, &nia).await, "healthy");
 
-    put(app, &admin, "edge_a", report(&drift)).await.expect(204);
+    put(app, &edge, "edge_a", report(&drift)).await.expect(204);
     for key in [&sal, &nia, &admin] {
         assert_eq!(health(app, key).await, "drifted");
     }
@@ -738,10 +740,10 @@ pub async fn drift_reports_mark_products_drifted(app: &mut TestApp) {
     assert_eq!(health(app, &nia).await, "drifted");
     let version = app.version().await;
     // While any gateway lists it, it stays drifted; an empty list clears a gateway's.
-    put(app, &admin, "edge_b", report(&drift)).await.expect(204);
-    put(app, &admin, "edge_a", report(&json!([]))).await.expect(204);
+    put(app, &edge, "edge_b", report(&drift)).await.expect(204);
+    put(app, &edge, "edge_a", report(&json!([]))).await.expect(204);
     assert_eq!(health(app, &nia).await, "drifted");
-    put(app, &admin, "edge_b", json!({"version": 1, "hash": "h"}))
+    put(app, &edge, "edge_b", json!({"version": 1, "hash": "h"}))
         .await
         .expect(204);
     assert_eq!(health(app, &nia).await, "healthy", "back to the last quality run's");
@@ -770,9 +772,7 @@ pub async fn drift_reports_mark_products_drifted(app: &mut TestApp) {
         json!([{"domain": "sales", "product": "orders", "major_version": 1, "table_version": 4, "mismatches": [],
                 "extra": true}]),
     ] {
-        put(app, &admin, "edge_c", report(&bad))
-            .await
-            .problem(422, "validation");
+        put(app, &edge, "edge_c", report(&bad)).await.problem(422, "validation");
     }
     app.send(
         Method::PUT,

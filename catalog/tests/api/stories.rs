@@ -1920,8 +1920,44 @@ pub async fn governance(app: &mut TestApp) {
         (Some("denied"), None)
     );
 
-    // The bundle carries the policies and the contract's classifications.
-    let bundle = app.get("/api/v1/bundle", &admin).await.expect(200);
+    // The bundle carries the policies and the contract's classifications;
+    // a gateway's principal reads it, and nobody else (an admin neither).
+    let edge = app.gateway_key("edge").await;
+    app.get("/api/v1/bundle", &admin).await.problem(403, "forbidden");
+    // Its key opens nothing else: no product, policy or principal.
+    for path in [
+        "/api/v1/domains",
+        "/api/v1/domains/sales/products",
+        "/api/v1/domains/sales/products/orders",
+        "/api/v1/principals",
+        "/api/v1/principals/edge",
+        "/api/v1/masks",
+        "/api/v1/grants",
+        "/api/v1/gateways",
+        "/api/v1/changes",
+    ] {
+        app.get(path, &edge).await.problem(403, "forbidden");
+    }
+    app.post("/api/v1/teams", &edge, json!({"name": "edge_team"}))
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(
+        app.get("/api/v1/whoami", &edge).await.expect(200).json()["principal"]["roles"],
+        json!(["gateway"])
+    );
+    // The role is a service principal's, never an admin's.
+    for body in [
+        json!({"name": "edge_user", "kind": "user", "roles": ["gateway"]}),
+        json!({"name": "edge_admin", "kind": "service", "admin": true, "roles": ["gateway"]}),
+    ] {
+        app.post("/api/v1/principals", &admin, body)
+            .await
+            .problem(422, "validation");
+    }
+    app.patch("/api/v1/principals/edge", &admin, json!({"admin": true}), None)
+        .await
+        .problem(422, "validation");
+    let bundle = app.get("/api/v1/bundle", &edge).await.expect(200);
     let hash = bundle.etag().trim_matches('"').to_string();
     let bundle = bundle.json();
     assert_eq!(bundle["format"], 3);
@@ -1963,7 +1999,7 @@ pub async fn governance(app: &mut TestApp) {
         app.send(
             Method::PUT,
             &format!("/api/v1/gateways/{name}"),
-            Some(&admin),
+            Some(&edge),
             Some(body),
             None,
         )
@@ -1992,7 +2028,7 @@ pub async fn governance(app: &mut TestApp) {
     for _ in 0..2 {
         app.post(
             "/api/v1/audit",
-            &admin,
+            &edge,
             json!({"gateway": "edge_a", "records": [record.clone()]}),
         )
         .await
@@ -2016,7 +2052,7 @@ pub async fn governance(app: &mut TestApp) {
     let second: serde_json::Value = serde_json::from_str(&second).expect("json");
     app.post(
         "/api/v1/audit",
-        &admin,
+        &edge,
         json!({"gateway": "edge_a", "records": [second]}),
     )
     .await

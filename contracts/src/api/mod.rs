@@ -181,6 +181,17 @@ pub struct Attributes {
     pub purposes: Vec<String>,
 }
 
+/// What a principal is for besides querying and owning data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A standalone gateway's service principal: it reads policy bundles,
+    /// reports its state and posts audit batches, and may do nothing else
+    /// (a service principal, never an admin). Admins' keys are not accepted
+    /// for those calls.
+    Gateway,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Principal {
     pub name: String,
@@ -190,6 +201,9 @@ pub struct Principal {
     pub email: Option<String>,
     /// Platform admins manage domains, teams, principals and keys.
     pub admin: bool,
+    /// Roles (`gateway`).
+    #[serde(default)]
+    pub roles: Vec<Role>,
     pub attributes: Attributes,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -211,6 +225,9 @@ pub struct PrincipalCreate {
     pub email: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// `gateway`: a standalone gateway's principal (kind `service`, not admin).
+    #[serde(default)]
+    pub roles: Vec<Role>,
     #[serde(default)]
     pub attributes: Attributes,
 }
@@ -226,6 +243,8 @@ pub struct PrincipalUpdate {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Attributes>,
 }

@@ -494,11 +494,20 @@ async fn the_client_drives_a_real_catalog() {
     let denied = admin.deny_access(again.id, &from(json!({}))).await.expect("denied");
     assert_eq!(denied.status, AccessRequestStatus::Denied);
 
-    // gateways, audit and usage
-    let bundle = admin.bundle(None).await.expect("bundle").expect("a bundle");
-    let held = bundle.etag.as_deref().expect("an ETag");
-    assert!(admin.bundle(Some(held)).await.expect("bundle").is_none());
+    // gateways (through a gateway's principal), audit and usage
     admin
+        .create_principal(&from(
+            json!({"name": "gw_one", "kind": "service", "roles": ["gateway"]}),
+        ))
+        .await
+        .expect("a gateway's principal");
+    let gw_key = admin.create_api_key("gw_one", &from(json!({}))).await.expect("key");
+    let gateway = Client::new(&base, &gw_key.key).expect("client");
+    assert!(admin.bundle(None).await.is_err(), "an admin's key reads no bundle");
+    let bundle = gateway.bundle(None).await.expect("bundle").expect("a bundle");
+    let held = bundle.etag.as_deref().expect("an ETag");
+    assert!(gateway.bundle(Some(held)).await.expect("bundle").is_none());
+    gateway
         .report_gateway(
             "gw_one",
             &from(json!({"version": bundle.value.version, "hash": bundle.value.hash})),
@@ -507,7 +516,7 @@ async fn the_client_drives_a_real_catalog() {
         .expect("reported");
     let gateways = admin.gateways().await.expect("gateways");
     assert_eq!(gateways[0].name, "gw_one");
-    admin
+    gateway
         .add_audit(&from(json!({"gateway": "gw_one", "records": [{
             "query_id": "q1", "principal": "olga", "protocol": "http", "sql": "SELECT 1",
             "products": ["sales.orders"], "rows": 1, "bytes": 8, "duration_ms": 1,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Sqlite};
-use tessera_contracts::api::{ApiKey, Attributes, Principal, PrincipalKind, PrincipalUpdate};
+use tessera_contracts::api::{ApiKey, Attributes, Principal, PrincipalKind, PrincipalUpdate, Role};
 
 use super::{Entry, PgStore, SqliteStore, Tx, Written, check_revision, constraint, corrupt};
 use crate::store::{NewApiKey, NewPrincipal, PageRequest, PrincipalStore, Result, StoreError, StoredKey};
@@ -16,6 +16,7 @@ pub(super) struct PrincipalRow {
     display_name: String,
     email: Option<String>,
     admin: bool,
+    roles: Json<Vec<Role>>,
     attributes: Json<Attributes>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -30,6 +31,7 @@ impl PrincipalRow {
             display_name: self.display_name,
             email: self.email,
             admin: self.admin,
+            roles: self.roles.0,
             attributes: self.attributes.0,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -63,6 +65,17 @@ impl KeyRow {
             },
         }
     }
+}
+
+/// A gateway's principal is a service principal and never an admin: its key
+/// sits on gateway hosts and must open nothing but bundles.
+pub(crate) fn check_roles(kind: PrincipalKind, admin: bool, roles: &[Role]) -> Result<()> {
+    if roles.contains(&Role::Gateway) && (kind != PrincipalKind::Service || admin) {
+        return Err(StoreError::Invalid(
+            "roles: the gateway role is for a service principal that is not an admin".into(),
+        ));
+    }
+    Ok(())
 }
 
 const ADMIN_COUNT: &str = "SELECT COUNT(*) FROM principals WHERE admin = TRUE";
@@ -107,10 +120,11 @@ macro_rules! principal_store {
             }
 
             async fn create_principal(&self, actor: &str, new: &NewPrincipal) -> Result<Principal> {
+                check_roles(new.kind, new.admin, &new.roles)?;
                 self.write(actor, move |mut tx| async move {
                     sqlx::query(
-                        "INSERT INTO principals (name, kind, display_name, email, admin, attributes, created_at, updated_at, revision) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)",
+                        "INSERT INTO principals (name, kind, display_name, email, admin, attributes, created_at, updated_at, revision, roles) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1, $8)",
                     )
                     .bind(&new.name)
                     .bind(new.kind.as_str())
@@ -119,6 +133,7 @@ macro_rules! principal_store {
                     .bind(new.admin)
                     .bind(Json(&new.attributes))
                     .bind(Utc::now())
+                    .bind(Json(&new.roles))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| constraint(e, &format!("principal {:?}", new.name)))?;
@@ -157,16 +172,20 @@ macro_rules! principal_store {
                     if before.admin && patch.admin == Some(false) {
                         Self::keep_an_admin(&mut tx, name).await?;
                     }
+                    let admin = patch.admin.unwrap_or(before.admin);
+                    let roles = patch.roles.as_ref().unwrap_or(&before.roles);
+                    check_roles(before.kind, admin, roles)?;
                     sqlx::query(
                         "UPDATE principals SET display_name = $2, email = $3, admin = $4, attributes = $5, \
-                         updated_at = $6, revision = revision + 1 WHERE name = $1",
+                         updated_at = $6, revision = revision + 1, roles = $7 WHERE name = $1",
                     )
                     .bind(name)
                     .bind(patch.display_name.as_ref().unwrap_or(&before.display_name))
                     .bind(patch.email.as_ref().or(before.email.as_ref()))
-                    .bind(patch.admin.unwrap_or(before.admin))
+                    .bind(admin)
                     .bind(Json(patch.attributes.as_ref().unwrap_or(&before.attributes)))
                     .bind(Utc::now())
+                    .bind(Json(roles))
                     .execute(&mut *tx)
                     .await?;
                     let after = Self::principal(&mut tx, name).await?;
