@@ -841,16 +841,11 @@ async fn serve_answers_sql_over_registered_products() {
     // names the interpreter in TESSERA_TEST_PYTHON).
     if let Ok(python) = std::env::var("TESSERA_TEST_PYTHON") {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pg_clients.py");
-        let out = Command::new(python)
-            .arg(script)
-            .args(["127.0.0.1", &port.to_string(), &key])
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "PostgreSQL clients:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        client_passes(
+            "PostgreSQL clients",
+            Command::new(python)
+                .arg(script)
+                .args(["127.0.0.1", &port.to_string(), &key]),
         );
     }
 
@@ -1057,15 +1052,16 @@ fn jdbc_checks(args: &[&std::ffi::OsStr]) {
         return;
     };
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/PgJdbc.java");
-    let out = Command::new("java")
-        .args(["-cp", &jar])
-        .arg(source)
-        .args(args)
-        .output()
-        .expect("java runs");
+    client_passes("JDBC", Command::new("java").args(["-cp", &jar]).arg(source).args(args));
+}
+
+/// Runs a client check program to its end; it must exit 0 (its output is
+/// shown when it does not).
+fn client_passes(what: &str, command: &mut Command) {
+    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
-        "JDBC:\n{}\n{}",
+        "{what}:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
