@@ -182,6 +182,11 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
         // One certificate for every listener unless `[gateway.tls]` gives its own.
         gateway_config.tls.clone_from(&config.tls);
     }
+    if gateway_config.throttle == tessera_http::ThrottleConfig::default() {
+        // `[throttle]` holds for the embedded gateway's listeners too, unless
+        // `[gateway.throttle]` says otherwise.
+        gateway_config.throttle = config.throttle;
+    }
     crate::init_logging(&config.log_format);
     tracing::info!(?config, ?gateway_config, "starting");
     let control = Arc::new(InProcess::default());

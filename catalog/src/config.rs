@@ -67,6 +67,14 @@ pub struct Config {
     /// otherwise. Environment: `TESSERA_TLS__CERT_FILE`, `__KEY_FILE`, `__REQUIRE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<tessera_http::TlsConfig>,
+    /// OpenID Connect (`[[identity.issuers]]`): the issuers whose access
+    /// tokens stand for principals, beside API keys.
+    #[serde(default, skip_serializing_if = "crate::identity::IdentityConfig::is_empty")]
+    pub identity: crate::identity::IdentityConfig,
+    /// Failed-authentication throttling per source address (`[throttle]`;
+    /// `TESSERA_THROTTLE__BURST`, `TESSERA_THROTTLE__PER_MINUTE`).
+    #[serde(default)]
+    pub throttle: tessera_http::ThrottleConfig,
 }
 
 /// The `[lake]` section.
@@ -96,6 +104,8 @@ impl Default for Config {
             lake: LakeConfig::default(),
             gateway: None,
             tls: None,
+            identity: crate::identity::IdentityConfig::default(),
+            throttle: tessera_http::ThrottleConfig::default(),
         }
     }
 }
@@ -115,6 +125,8 @@ impl fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("log_format", &self.log_format)
             .field("lake", &self.lake)
+            .field("identity", &self.identity)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -136,7 +148,7 @@ pub struct Overrides {
 
 /// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`); a
 /// nested key's parts are joined by `__` (`TESSERA_LAKE__ROOT` is `lake.root`).
-const ENV_KEYS: [&str; 12] = [
+const ENV_KEYS: [&str; 14] = [
     "listen",
     "data_dir",
     "database_url",
@@ -149,6 +161,8 @@ const ENV_KEYS: [&str; 12] = [
     "tls.cert_file",
     "tls.key_file",
     "tls.require",
+    "throttle.burst",
+    "throttle.per_minute",
 ];
 
 impl Config {

@@ -15,6 +15,7 @@
 //!   - [`api::error`]: service errors and HTTP errors as RFC 9457 problems.
 //! - [`authz`]: who may see and change what.
 //! - [`config`]: the layered configuration.
+//! - [`identity`]: OpenID Connect issuers and their signing keys.
 //! - [`keys`]: generating API keys.
 //! - [`metrics`]: the Prometheus registry and the request metrics middleware.
 //! - [`storage`]: storage roots and locations as absolute URLs, and overlap.
@@ -37,6 +38,7 @@
 pub mod api;
 pub mod authz;
 pub mod config;
+pub mod identity;
 pub mod keys;
 pub mod metrics;
 pub mod service;
@@ -85,9 +87,19 @@ impl Application {
         let store = store::connect(&url)
             .await
             .with_context(|| format!("cannot open the catalog database {}", store::redact_url(&url)))?;
+        let problems = config.identity.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("the [identity] section: {}", problems.join("; "));
+        }
+        let identity = identity::Identity::new(&config.identity, &store.issuers().await?, reqwest::Client::new());
         let catalog = Catalog::new(store)
             .with_storage(config.storage.clone())
-            .with_lake_root(&config.lake_root())?;
+            .with_lake_root(&config.lake_root())?
+            .with_identity(Arc::new(identity));
+        catalog
+            .store_issuers()
+            .await
+            .context("cannot store the OpenID Connect issuers")?;
         let bootstrap_key = catalog
             .bootstrap(config.bootstrap_key.as_ref().map(config::Secret::expose))
             .await
@@ -110,6 +122,7 @@ impl Application {
         let state = AppState {
             catalog: catalog.clone(),
             metrics: Arc::new(metrics::Metrics::default()),
+            throttle: Arc::new(tessera_http::Throttle::new(config.throttle)),
             max_watch: MAX_WATCH.min(request_timeout - Duration::from_secs(1)),
         };
         let router = api::router(
@@ -162,10 +175,15 @@ impl Application {
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let catalog = self.catalog.clone();
-        tessera_http::serve(self.listener, self.tls, self.router, async move {
+        let keys = (!catalog.identity().is_empty()).then(|| tokio::spawn(catalog.clone().fetch_issuer_keys()));
+        let served = tessera_http::serve(self.listener, self.tls, self.router, async move {
             shutdown.await;
             catalog.stop_watches();
         })
-        .await
+        .await;
+        if let Some(keys) = keys {
+            keys.abort();
+        }
+        served
     }
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub catalog_version: Gauge<i64, AtomicI64>,
     /// Watches (gateways and other followers) waiting for the next change.
     pub watches: Gauge<i64, AtomicI64>,
+    auth_failures: Counter,
+    auth_throttled: Counter,
 }
 
 impl Default for Metrics {
@@ -53,17 +55,39 @@ impl Default for Metrics {
             "Watches waiting for the catalog's next change",
             watches.clone(),
         );
+        let auth_failures = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Credentials refused (unknown, revoked or expired keys, refused tokens)",
+            auth_failures.clone(),
+        );
+        let auth_throttled = Counter::default();
+        registry.register(
+            "auth_throttled",
+            "Requests refused before authentication: their address failed too often",
+            auth_throttled.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             catalog_version,
             watches,
+            auth_failures,
+            auth_throttled,
         }
     }
 }
 
 impl Metrics {
+    pub fn auth_failed(&self) {
+        self.auth_failures.inc();
+    }
+
+    pub fn auth_throttled(&self) {
+        self.auth_throttled.inc();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

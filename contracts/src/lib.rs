@@ -14,6 +14,7 @@
 //! - [`names`]: names of domains, products, teams and principals; versions' majors.
 //! - [`odcs`]: ODCS v3: model, validation, Arrow mapping, compatibility, quality rules.
 //! - [`policy`]: grants, masks and row filters, decided for a principal and purpose.
+//! - [`tokens`]: OpenID Connect access tokens, verified offline and mapped to a principal.
 
 pub mod api;
 pub mod bundle;
@@ -24,6 +25,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod odcs;
 pub mod policy;
+pub mod tokens;
 
 pub use lifecycle::ProductStatus;
 pub use names::{NameError, validate_name};

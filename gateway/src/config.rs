@@ -40,6 +40,9 @@ pub struct GatewayConfig {
     /// top-level `[tls]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<tessera_http::TlsConfig>,
+    /// Failed-authentication throttling per source address, on every
+    /// listener (`[gateway.throttle]`).
+    pub throttle: tessera_http::ThrottleConfig,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +60,7 @@ impl Default for GatewayConfig {
             acceleration: Acceleration::default(),
             audit: AuditConfig::default(),
             tls: None,
+            throttle: tessera_http::ThrottleConfig::default(),
         }
     }
 }

@@ -8,6 +8,12 @@ use datafusion::error::DataFusionError;
 pub enum QueryError {
     #[error("authentication failed: the API key is unknown, revoked or expired")]
     Unauthenticated,
+    /// An OpenID Connect token refused, with why.
+    #[error("authentication failed: {0}")]
+    TokenRefused(String),
+    /// The client's address failed to authenticate too often.
+    #[error("{0}")]
+    Throttled(tessera_http::Throttled),
     #[error("the gateway has no policy bundle yet: it cannot serve queries until it reaches the catalog")]
     NotReady,
     /// Fail closed: the catalog has not confirmed the bundle for longer than `max_staleness`.
@@ -66,6 +72,7 @@ impl QueryError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "28P01",
+            Self::TokenRefused(_) | Self::Throttled(_) => "28000",
             Self::NotReady | Self::Stale { .. } => "57P03",
             Self::AuditUnavailable(_) => "53100",
             Self::TooLong { .. } => "54000",
@@ -92,7 +99,8 @@ impl QueryError {
     /// The HTTP status.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::Unauthenticated => 401,
+            Self::Unauthenticated | Self::TokenRefused(_) => 401,
+            Self::Throttled(_) => 429,
             Self::NotAllowed(_) => 403,
             Self::NotFound(_) => 404,
             Self::NotServed(_) => 409,
@@ -110,7 +118,8 @@ impl QueryError {
     /// The stable problem type's last segment (`urn:tessera:problem:<kind>`).
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "unauthenticated",
+            Self::Unauthenticated | Self::TokenRefused(_) => "unauthenticated",
+            Self::Throttled(_) => "too-many-failed-attempts",
             Self::NotReady => "not-ready",
             Self::Stale { .. } => "bundle-stale",
             Self::AuditUnavailable(_) => "audit-unavailable",

@@ -9,9 +9,13 @@
 //! - [`serve`]: serving a router on a bound listener (`TCP_NODELAY`, TLS,
 //!   graceful shutdown).
 //! - [`tls`]: TLS for every listener, reloaded on SIGHUP.
+//! - [`oidc`]: fetching an OpenID Connect issuer's signing keys.
+//! - [`throttle`]: failed-authentication throttling per source address.
 
+pub mod oidc;
 pub mod problem;
 pub mod stack;
+pub mod throttle;
 pub mod tls;
 
 use std::future::Future;
@@ -22,6 +26,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use problem::{PROBLEM_JSON, problem_type};
+pub use throttle::{Throttle, ThrottleConfig, Throttled};
 pub use tls::{Accepting, Refusal, Tls, TlsConfig};
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes the
@@ -33,5 +38,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let accepting = Accepting::new(listener, tls, Refusal::Http)?;
-    axum::serve(accepting, router).with_graceful_shutdown(shutdown).await
+    // Handlers see the peer's address (`ConnectInfo<Peer>`), for throttling.
+    axum::serve(accepting, router.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The address a request came from, as handlers extract it:
+/// `ConnectInfo<Peer>` (present when served by [`serve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl Peer {
+    /// The peer's address of a request, when it was served by [`serve`].
+    pub fn of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+        extensions.get::<axum::extract::ConnectInfo<Peer>>().map(|c| c.0.0.ip())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Accepting>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Accepting>) -> Self {
+        Self(*stream.remote_addr())
+    }
 }

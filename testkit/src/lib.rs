@@ -2,5 +2,8 @@
 //!
 //! - [`tpch`]: the demo mesh's data, TPC-H generated deterministically and
 //!   written as one Delta table per product.
+//! - [`jwt`]: tokens signed as an OpenID Connect issuer signs them, for the
+//!   token tests.
 
+pub mod jwt;
 pub mod tpch;

@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::BIN;
 
 /// A running `tessera demo` and what it printed.
-struct Demo {
+pub(super) struct Demo {
     child: Child,
-    url: String,
+    pub(super) url: String,
     /// Persona -> its lines (`psql`, `curl`, `flight`, `cli`) as printed.
     personas: BTreeMap<String, BTreeMap<String, String>>,
     output: Vec<String>,
@@ -26,7 +26,7 @@ impl Demo {
         Self::start_with(data_dir, &[])
     }
 
-    fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
+    pub(super) fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
         let (stderr, log) = super::logs::process("demo");
         let mut child = Command::new(BIN)
             .args(["demo", "--scale", "0.01", "--data-dir"])
@@ -97,7 +97,7 @@ impl Demo {
     }
 
     /// The key in a persona's `cli` line.
-    fn key(&self, persona: &str) -> String {
+    pub(super) fn key(&self, persona: &str) -> String {
         self.line(persona, "cli")
             .split_whitespace()
             .last()
@@ -105,7 +105,7 @@ impl Demo {
             .to_string()
     }
 
-    fn stop(mut self) {
+    pub(super) fn stop(mut self) {
         super::terminate(&mut self.child);
     }
 }

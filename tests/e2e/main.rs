@@ -3,7 +3,9 @@
 mod cli;
 mod hygiene;
 mod logs;
+mod oidc;
 mod reliability;
+mod throttle;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -1010,6 +1012,13 @@ async fn gateway_principal(base: &str, admin: &str, name: &str) -> String {
 /// URL. The key is given as in production, in a file of mode 0600
 /// (`--key-file`), read at start.
 fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, String) {
+    let (gateway, http, _, _) = start_gateway_endpoints(catalog, key, envs);
+    (gateway, http)
+}
+
+/// As [`start_gateway`], with every endpoint it printed: the query URL, the
+/// PostgreSQL wire port and the Flight SQL URI.
+fn start_gateway_endpoints(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, String, u16, String) {
     let mut key_file = tempfile::NamedTempFile::new().expect("a key file");
     key_file.write_all(key.as_bytes()).expect("key written");
     let (stderr, log) = logs::process("gateway");
@@ -1032,15 +1041,25 @@ fn start_gateway(catalog: &str, key: &str, envs: &[(&str, &str)]) -> (Child, Str
     }
     let mut gateway = command.spawn().expect("gateway starts");
     let rx = stdout_lines(&mut gateway, log);
+    let (mut http, mut pg) = (None, None);
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if line.contains("SQL over HTTP:") {
-            let url = line.split_whitespace().last().expect("url").to_string();
-            return (gateway, url);
+            http = line.split_whitespace().last().map(str::to_string);
+        } else if line.contains("PostgreSQL wire:") {
+            pg = line
+                .split("port=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok());
+        } else if let Some(rest) = line.trim().strip_prefix("Flight SQL:")
+            && let (Some(http), Some(pg), Some(flight)) = (http.clone(), pg, rest.split_whitespace().next())
+        {
+            return (gateway, http, pg, flight.to_string());
         }
     }
     let _ = gateway.kill();
     let _ = gateway.wait();
-    panic!("the gateway printed no query URL");
+    panic!("the gateway printed no endpoints");
 }
 
 /// A free loopback port (for a catalog that must come back where it was).

@@ -36,6 +36,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// An address refused for too many failed authentications.
+    #[error("{0}")]
+    Throttled(tessera_http::Throttled),
     /// A contract version that breaks compatibility without a new major version.
     #[error("{detail}")]
     Breaking { detail: String, violations: Vec<Violation> },
@@ -89,6 +92,11 @@ impl ApiError {
                 "Unsupported media type",
             ),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-failed-attempts",
+                "Too many failed attempts",
+            ),
             Self::Breaking { .. } => (StatusCode::CONFLICT, "breaking-change", "Breaking change"),
             Self::TableMismatch { status, .. } => (*status, "table-mismatch", "The table does not match the contract"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
@@ -99,6 +107,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
+        let retry_after = match &self {
+            Self::Throttled(throttled) => Some(throttled.retry_after_secs()),
+            _ => None,
+        };
         let mut problem = Problem::new(problem_type(slug), title, status.as_u16());
         match self {
             Self::Internal(cause) => problem = tessera_http::problem::internal(title, &cause),
@@ -120,7 +132,13 @@ impl IntoResponse for ApiError {
             }
             other => problem.detail = Some(other.to_string()),
         }
-        problem_response(status, &problem)
+        let mut response = problem_response(status, &problem);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -134,6 +152,7 @@ impl From<service::Error> for ApiError {
             E::Malformed(msg) => Self::BadRequest(msg),
             E::Invalid(errors) => Self::Validation(errors),
             E::UnsupportedFormat(msg) => Self::UnsupportedMediaType(msg),
+            E::Unauthenticated(msg) => Self::Unauthorized(msg),
             E::Forbidden(msg) => Self::Forbidden(msg),
             E::NotFound(msg) => Self::NotFound(msg),
             E::Conflict(msg) => Self::Conflict(msg),

@@ -44,6 +44,8 @@ type ApiResult<T> = Result<T, ApiError>;
 pub struct AppState {
     pub catalog: Catalog,
     pub metrics: Arc<Metrics>,
+    /// Failed-authentication throttling per source address.
+    pub throttle: Arc<tessera_http::Throttle>,
     /// Longest a watch may wait; below the request timeout.
     pub max_watch: Duration,
 }
@@ -169,7 +171,8 @@ impl Modify for Conventions {
                 });
                 let mut statuses = vec!["400", "500", "503"];
                 if !public {
-                    statuses.extend(["401", "403", "404", "422"]);
+                    // 429: the caller's address failed to authenticate too often.
+                    statuses.extend(["401", "403", "404", "422", "429"]);
                 }
                 if mutates {
                     statuses.extend(["409", "412", "413", "415"]);
@@ -400,8 +403,18 @@ pub fn openapi_with(extension: Option<&OpenApiDoc>) -> OpenApiDoc {
     doc
 }
 
-/// Authenticates `Authorization: Bearer <key>` and attaches the caller.
+/// Authenticates `Authorization: Bearer <API key or token>` and attaches the
+/// caller. An address that failed too often is refused before its credential
+/// is read; a key that failed lately is checked a little later (see
+/// [`tessera_http::throttle`]).
 async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = tessera_http::Peer::of(request.extensions());
+    if let Some(peer) = peer
+        && let Err(throttled) = app.throttle.admit(peer)
+    {
+        app.metrics.auth_throttled();
+        return ApiError::Throttled(throttled).into_response();
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -409,7 +422,22 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
         .and_then(Credential::from_authorization)
         .filter(|c| matches!(c, Credential::Bearer(_)));
     let Some(presented) = presented else {
-        return ApiError::Unauthorized("send an API key as `Authorization: Bearer tsk_...`".into()).into_response();
+        return ApiError::Unauthorized(
+            "send an API key as `Authorization: Bearer tsk_...`, or an access token of a configured issuer".into(),
+        )
+        .into_response();
+    };
+    let key_id = tessera_contracts::keys::parse(presented.secret()).map(|k| k.id.to_string());
+    if let Some(id) = &key_id {
+        let delay = app.throttle.key_delay(id);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    let failed = |why: ApiError| {
+        app.throttle.failed(peer, key_id.as_deref());
+        app.metrics.auth_failed();
+        why.into_response()
     };
     match app.catalog.authenticate(presented.secret()).await {
         Ok(Some(caller)) => {
@@ -423,7 +451,10 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Ok(None) => ApiError::Unauthorized("the API key is unknown, revoked or expired".into()).into_response(),
+        Ok(None) => failed(ApiError::Unauthorized(
+            "the API key is unknown, revoked or expired".into(),
+        )),
+        Err(e @ crate::service::Error::Unauthenticated(_)) => failed(ApiError::from(e)),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -141,6 +141,7 @@ fn bundle_content(snapshot: Snapshot, mask_key: MaskKey) -> Result<BundleContent
         principals,
         keys: live_keys,
         policies,
+        issuers,
     } = snapshot;
     let domains: BTreeMap<String, String> = domains.into_iter().map(|d| (d.name, d.owner_team)).collect();
     let mut contracts_of: BTreeMap<(String, String), Vec<ContractVersion>> = BTreeMap::new();
@@ -199,8 +200,7 @@ fn bundle_content(snapshot: Snapshot, mask_key: MaskKey) -> Result<BundleContent
         masks,
         row_filters,
         mask_key,
-        // Token issuers come with the identity work.
-        issuers: Vec::new(),
+        issuers,
     };
     content.canonicalize();
     Ok(content)

@@ -27,6 +27,9 @@ pub enum Error {
     /// A document in a format the catalog does not take.
     #[error("{0}")]
     UnsupportedFormat(String),
+    /// A credential that does not hold (a refused token), with why.
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]

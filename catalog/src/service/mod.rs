@@ -16,6 +16,7 @@ mod principals;
 mod products;
 mod secrets;
 mod teams;
+mod tokens;
 mod validate;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct Catalog {
     /// The last policy bundle built, reused while the version stands; the
     /// lock also makes concurrent fetches share one build.
     bundle: Arc<tokio::sync::Mutex<Option<Arc<tessera_contracts::bundle::Bundle>>>>,
+    /// The OpenID Connect issuers whose tokens stand for principals.
+    identity: Arc<crate::identity::Identity>,
 }
 
 /// How long a resolved caller is reused at most. Within this process every
@@ -90,6 +93,7 @@ impl Catalog {
             parked: Arc::default(),
             callers: Arc::default(),
             bundle: Arc::default(),
+            identity: Arc::default(),
         }
     }
 
@@ -127,7 +131,13 @@ impl Catalog {
     /// A key resolved before is checked against its stored hash again and its
     /// caller reused while the catalog has not changed (at most [`CALLER_TTL`]):
     /// a read then costs no query for authentication.
+    ///
+    /// A JWT is an OpenID Connect access token instead: a refused one is
+    /// [`Error::Unauthenticated`], saying why.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<Caller>> {
+        if tessera_contracts::tokens::looks_like_jwt(presented) {
+            return self.authenticate_token(presented).await.map(Some);
+        }
         let Some(parsed) = keys::parse(presented) else {
             return Ok(None);
         };

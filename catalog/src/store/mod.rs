@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tessera_contracts::api::{Change, ContractVersion, Domain, Principal, Product};
-use tessera_contracts::bundle::MaskKey;
+use tessera_contracts::bundle::{BundleIssuer, MaskKey};
 use tokio::sync::watch;
 
 pub use contracts::{ContractStore, NewContract};
@@ -103,6 +103,12 @@ pub trait CatalogStore:
     /// (`replace` false: a key already there stays, and `false` is returned),
     /// or rotating it (`replace` true).
     async fn put_mask_key(&self, actor: &str, key: &MaskKey, replace: bool) -> Result<bool>;
+    /// The OpenID Connect issuers with their key sets, as last stored.
+    async fn issuers(&self) -> Result<Vec<BundleIssuer>>;
+    /// Replaces the stored issuers with `issuers` when they differ (settings
+    /// or keys), logging which issuers changed but no key; `false` when
+    /// nothing did (the version stays).
+    async fn put_issuers(&self, actor: &str, issuers: &[BundleIssuer]) -> Result<bool>;
 }
 
 /// What a policy bundle is built from: one version of the catalog, every
@@ -121,6 +127,7 @@ pub struct Snapshot {
     /// The keys not revoked (expired ones included: gateways check expiry).
     pub keys: Vec<StoredKey>,
     pub policies: Vec<StoredPolicy>,
+    pub issuers: Vec<BundleIssuer>,
 }
 
 /// Opens the store a database URL names (`sqlite:` or `postgres:`), applying

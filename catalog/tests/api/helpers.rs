@@ -150,6 +150,13 @@ impl TestApp {
         self.restart_after(|| ()).await;
     }
 
+    /// Restarts the server over the same database with `change` made to its configuration.
+    pub async fn reconfigure(&mut self, change: impl FnOnce(&mut Config)) {
+        self.stop_server().await;
+        change(&mut self.config);
+        self.start().await;
+    }
+
     /// As [`TestApp::restart`], doing `between` while no server runs.
     pub async fn restart_after(&mut self, between: impl FnOnce()) {
         self.stop_server().await;

@@ -4,11 +4,13 @@
 //! ownership, the mask key, drift) are the conformance suite: every story runs
 //! against SQLite and against PostgreSQL (a fresh database on 127.0.0.1:5432
 //! per test). `hygiene` checks the private files, the 503 of a lost
-//! database and bundles read under writes (issue #17). `units` holds the unit tests (the library has no test binary of
+//! database and bundles read under writes (issue #17). `identity`: OpenID
+//! Connect tokens and issuers' keys (issue #18). `units` holds the unit tests (the library has no test binary of
 //! its own).
 
 mod helpers;
 mod hygiene;
+mod identity;
 mod seams;
 mod stories;
 mod units;
@@ -73,6 +75,9 @@ conformance!(
     ],
     hygiene: [
         bundles_hold_exactly_their_version,
+    ],
+    identity: [
+        tokens_stand_for_principals,
     ],
 );
 

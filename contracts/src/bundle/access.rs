@@ -23,6 +23,21 @@ impl BundleContent {
         })
     }
 
+    /// The principal an OpenID Connect token stands for: the bundle's, with
+    /// the attributes the issuer's claims set, or, for a subject the catalog
+    /// does not have yet, a claims-only principal (no admin, no team; grants
+    /// to its groups and attribute values apply). It holds no key.
+    pub fn token_principal(&self, identity: &crate::tokens::TokenIdentity) -> BundlePrincipal {
+        let stored = self.principal(&identity.name);
+        BundlePrincipal {
+            name: identity.name.clone(),
+            admin: stored.is_some_and(|p| p.admin),
+            attributes: identity.attributes_over(stored.map(|p| &p.attributes)),
+            teams: stored.map(|p| p.teams.clone()).unwrap_or_default(),
+            keys: Vec::new(),
+        }
+    }
+
     pub fn principal(&self, name: &str) -> Option<&BundlePrincipal> {
         self.principals
             .binary_search_by(|p| p.name.as_str().cmp(name))

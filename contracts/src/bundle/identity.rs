@@ -67,14 +67,22 @@ pub struct BundleIssuer {
     pub clock_skew_secs: u64,
     /// How a token's claims become a principal and its attributes.
     pub claims: ClaimMapping,
+    /// Where the issuer publishes its key set (from its discovery document):
+    /// gateways refresh their own copy from there when they can reach it.
+    #[serde(default)]
+    pub jwks_uri: String,
     /// The issuer's JSON Web Key Set, as the catalog last fetched it.
     #[schema(value_type = Object)]
     pub jwks: serde_json::Value,
+    /// When the catalog first saw this key set: a gateway verifies with the
+    /// fresher of this copy and its own.
+    #[serde(default)]
+    pub jwks_seen_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Which claims name the principal and carry its attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ClaimMapping {
     /// The claim whose value is the principal's name (`sub` by default).
     pub principal: String,

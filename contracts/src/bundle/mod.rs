@@ -240,6 +240,7 @@ impl BundleContent {
         self.grants.sort_by(|a, b| a.name.cmp(&b.name));
         self.masks.sort_by(|a, b| a.name.cmp(&b.name));
         self.row_filters.sort_by(|a, b| a.name.cmp(&b.name));
+        self.issuers.sort_by(|a, b| a.issuer.cmp(&b.issuer));
     }
 }
 

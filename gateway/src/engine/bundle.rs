@@ -25,6 +25,8 @@ pub(super) struct Compiled {
     pub(super) served: HashMap<String, Arc<Served>>,
     /// The `hash` mask's key.
     pub(super) mask_key: Vec<u8>,
+    /// The issuers' keys the bundle carries.
+    pub(super) issuer_keys: super::tokens::BundleKeys,
 }
 
 /// Checks that every row filter of a bundle parses and names only columns of
@@ -73,11 +75,13 @@ impl Compiled {
             .filter_map(|(p, port)| Some((port.location.clone(), Arc::new(Served::of(&p.domain, &p.name, port)?))))
             .collect();
         let mask_key = bundle.content.mask_key.bytes();
+        let issuer_keys = super::tokens::BundleKeys::of(&bundle.content.issuers);
         Ok(Self {
             bundle,
             keys,
             served,
             mask_key,
+            issuer_keys,
         })
     }
 }
@@ -187,9 +191,13 @@ impl Engine {
         self.inner.installed.subscribe()
     }
 
-    /// The principal holding a presented API key.
+    /// The principal holding a presented API key, or standing for a
+    /// presented OpenID Connect token (see [`super::tokens`]).
     pub fn authenticate(&self, key: &str) -> Result<Principal, QueryError> {
         let compiled = self.current()?;
+        if tessera_contracts::tokens::looks_like_jwt(key) {
+            return self.authenticate_token(&compiled, key);
+        }
         let parsed = tessera_contracts::keys::parse(key).ok_or(QueryError::Unauthenticated)?;
         let index = *compiled.keys.get(parsed.id).ok_or(QueryError::Unauthenticated)?;
         let principal = &compiled.bundle.content.principals[index];
@@ -209,6 +217,7 @@ impl Engine {
             attributes: principal.attributes.clone(),
             teams: principal.teams.clone(),
             credential_expires_at: key.expires_at,
+            token: None,
         })
     }
 

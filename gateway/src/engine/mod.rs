@@ -23,6 +23,7 @@ mod explain;
 mod memory;
 mod session;
 mod stream;
+mod tokens;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -77,6 +78,10 @@ struct Inner {
     waiting: AtomicUsize,
     planner: Option<tokio::runtime::Runtime>,
     hooks: Hooks,
+    /// The issuers' keys as this gateway fetches them itself.
+    issuer_keys: tokens::DirectKeys,
+    /// Failed-authentication throttling, shared by every listener.
+    throttle: tessera_http::Throttle,
 }
 
 impl Inner {
@@ -201,12 +206,19 @@ impl Engine {
                 waiting: AtomicUsize::new(0),
                 planner: Some(planner),
                 hooks,
+                issuer_keys: tokens::DirectKeys::default(),
+                throttle: tessera_http::Throttle::new(config.throttle),
             }),
         })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Failed-authentication throttling of every listener.
+    pub fn throttle(&self) -> &tessera_http::Throttle {
+        &self.inner.throttle
     }
 
     /// Checks SQL text that another parser will read before the engine does

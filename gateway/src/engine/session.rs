@@ -40,8 +40,11 @@ pub struct Principal {
     pub admin: bool,
     pub attributes: Attributes,
     pub teams: Vec<String>,
-    /// When the credential it presented stops working (an API key's expiry).
+    /// When the credential it presented stops working (an API key's or a
+    /// token's expiry).
     pub credential_expires_at: Option<DateTime<Utc>>,
+    /// The OpenID Connect token it presented, verified, if it presented one.
+    pub token: Option<Arc<tessera_contracts::tokens::TokenIdentity>>,
 }
 
 /// Which endpoint a query came through (for the audit record).
@@ -77,8 +80,16 @@ impl Engine {
         let compiled = self.current()?;
         let content = &compiled.bundle.content;
         // Resolved from the current bundle, so a principal removed since
-        // authentication has no session.
-        let holder = content.principal(&principal.name).ok_or(QueryError::Unauthenticated)?;
+        // authentication has no session (unless a token stands for it: then
+        // its claims do, see `super::tokens`).
+        let from_token;
+        let holder = match &principal.token {
+            None => content.principal(&principal.name).ok_or(QueryError::Unauthenticated)?,
+            Some(identity) => {
+                from_token = super::tokens::holder(&compiled, identity);
+                &from_token
+            }
+        };
         let (purpose, refused_purpose) = match effective_purpose(&holder.attributes, purpose) {
             Ok(p) => (p.map(str::to_string), None),
             Err(refused) => (None, Some(refused.to_string())),

@@ -4,6 +4,8 @@
 //! [`Credential`](tessera_contracts::credentials::Credential), and checked by
 //! [`Engine::authenticate`].
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, header};
 use tessera_contracts::credentials::Credential;
 use tonic::metadata::MetadataMap;
@@ -26,4 +28,34 @@ pub fn from_metadata(metadata: &MetadataMap) -> Option<Credential> {
 /// The principal a credential stands for; no credential is unauthenticated.
 pub fn authenticate(engine: &Engine, credential: Option<&Credential>) -> Result<Principal, QueryError> {
     engine.authenticate(credential.ok_or(QueryError::Unauthenticated)?.secret())
+}
+
+/// Authenticates a credential arriving from `peer`, throttled: an address
+/// that failed too often is refused before the credential is read, a key
+/// that failed lately is checked a little later, and a failure counts
+/// against both (see [`tessera_http::throttle`]). A token naming a key the
+/// gateway lacks makes it fetch its issuer's keys first.
+pub async fn admit(
+    engine: &Engine,
+    peer: Option<IpAddr>,
+    credential: Option<&Credential>,
+) -> Result<Principal, QueryError> {
+    let throttle = engine.throttle();
+    if let Some(peer) = peer {
+        throttle.admit(peer).map_err(QueryError::Throttled)?;
+    }
+    let secret = credential.ok_or(QueryError::Unauthenticated)?.secret();
+    let key_id = tessera_contracts::keys::parse(secret).map(|k| k.id.to_string());
+    if let Some(id) = &key_id {
+        let delay = throttle.key_delay(id);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    engine.prepare_credential(secret).await;
+    let principal = engine.authenticate(secret);
+    if let Err(QueryError::Unauthenticated | QueryError::TokenRefused(_)) = &principal {
+        throttle.failed(peer, key_id.as_deref());
+    }
+    principal
 }

@@ -48,7 +48,8 @@ use crate::tables::CATALOG;
 pub fn status(error: &QueryError) -> Status {
     let message = format!("{} (SQLSTATE {})", error.disclose().message, error.sqlstate());
     match error {
-        QueryError::Unauthenticated => Status::unauthenticated(message),
+        QueryError::Unauthenticated | QueryError::TokenRefused(_) => Status::unauthenticated(message),
+        QueryError::Throttled(_) => Status::resource_exhausted(message),
         QueryError::NotReady | QueryError::Stale { .. } | QueryError::AuditUnavailable(_) => {
             Status::unavailable(message)
         }
@@ -122,11 +123,15 @@ impl FlightSql {
         }
     }
 
-    fn session(&self, metadata: &MetadataMap) -> Result<Session, Status> {
+    async fn session(&self, metadata: &MetadataMap, peer: Option<std::net::SocketAddr>) -> Result<Session, Status> {
         let token = credentials::from_metadata(metadata)
             .filter(|c| matches!(c, Credential::Bearer(_)))
-            .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <API key>` or use the handshake"))?;
-        let principal = credentials::authenticate(&self.engine, Some(&token)).map_err(|e| status(&e))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("send `authorization: Bearer <API key or token>` or use the handshake")
+            })?;
+        let principal = credentials::admit(&self.engine, peer.map(|p| p.ip()), Some(&token))
+            .await
+            .map_err(|e| status(&e))?;
         // The query's purpose travels as a header, like the key.
         let purpose = metadata.get(PURPOSE_HEADER).and_then(|v| v.to_str().ok());
         self.engine
@@ -148,17 +153,27 @@ impl FlightSql {
         Ok(Response::new(info))
     }
 
-    async fn run_prepared(&self, metadata: &MetadataMap, prepared: &Prepared) -> Result<Response<DoGetStream>, Status> {
+    async fn run_prepared(
+        &self,
+        metadata: &MetadataMap,
+        peer: Option<std::net::SocketAddr>,
+        prepared: &Prepared,
+    ) -> Result<Response<DoGetStream>, Status> {
         let Some(params) = prepared.values()? else {
-            return self.run(metadata, &prepared.sql).await;
+            return self.run(metadata, peer, &prepared.sql).await;
         };
-        let session = self.session(metadata)?;
+        let session = self.session(metadata, peer).await?;
         let stream = session.execute(&prepared.sql, params).await.map_err(|e| status(&e))?;
         Self::stream(stream)
     }
 
-    async fn run(&self, metadata: &MetadataMap, sql: &str) -> Result<Response<DoGetStream>, Status> {
-        let session = self.session(metadata)?;
+    async fn run(
+        &self,
+        metadata: &MetadataMap,
+        peer: Option<std::net::SocketAddr>,
+        sql: &str,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let session = self.session(metadata, peer).await?;
         let stream = session.sql(sql).await.map_err(|e| status(&e))?;
         Self::stream(stream)
     }
@@ -257,7 +272,10 @@ impl FlightSqlService for FlightSql {
         let basic = credentials::from_metadata(request.metadata())
             .filter(|c| matches!(c, Credential::Basic { .. }))
             .ok_or_else(|| Status::unauthenticated("send `authorization: Basic base64(user:API key)`"))?;
-        credentials::authenticate(&self.engine, Some(&basic)).map_err(|e| status(&e))?;
+        let peer = request.remote_addr().map(|p| p.ip());
+        credentials::admit(&self.engine, peer, Some(&basic))
+            .await
+            .map_err(|e| status(&e))?;
         let key = basic.secret().to_string();
         let mut response: Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>> =
             Response::new(Box::pin(futures::stream::iter([Ok(HandshakeResponse {
@@ -276,7 +294,7 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let session = self.session(request.metadata())?;
+        let session = self.session(request.metadata(), request.remote_addr()).await?;
         let schema = Self::schema_of(&session, &query.query).await?;
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
@@ -289,7 +307,7 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let session = self.session(request.metadata())?;
+        let session = self.session(request.metadata(), request.remote_addr()).await?;
         let prepared = Prepared::decode(&query.prepared_statement_handle)?;
         let schema = Self::schema_of(&session, &prepared.sql).await?;
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
@@ -301,7 +319,7 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let sql = sql_of(&ticket.statement_handle)?;
-        self.run(request.metadata(), &sql).await
+        self.run(request.metadata(), request.remote_addr(), &sql).await
     }
 
     async fn do_get_prepared_statement(
@@ -310,7 +328,8 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let prepared = Prepared::decode(&query.prepared_statement_handle)?;
-        self.run_prepared(request.metadata(), &prepared).await
+        self.run_prepared(request.metadata(), request.remote_addr(), &prepared)
+            .await
     }
 
     async fn do_action_create_prepared_statement(
@@ -318,7 +337,7 @@ impl FlightSqlService for FlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let session = self.session(request.metadata())?;
+        let session = self.session(request.metadata(), request.remote_addr()).await?;
         let plan = session.plan(&query.query).await.map_err(|e| status(&e))?;
         let schema = plan.schema().as_arrow().clone();
         let mut parameters: Vec<(usize, Option<arrow::datatypes::DataType>)> = plan
@@ -368,7 +387,7 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let mut prepared = Prepared::decode(&query.prepared_statement_handle)?;
         let data = request.into_inner().map_err(|e| FlightError::Tonic(Box::new(e)));
         let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
@@ -401,7 +420,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let schema = query.into_builder().schema();
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
@@ -411,7 +430,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let mut builder = query.into_builder();
         builder.append(CATALOG);
         Self::batch(builder.build())
@@ -422,7 +441,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let schema = query.clone().into_builder().schema();
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
@@ -432,7 +451,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let session = self.session(request.metadata())?;
+        let session = self.session(request.metadata(), request.remote_addr()).await?;
         let mut builder = query.into_builder();
         if let Some(catalog) = session.state().catalog_list().catalog(CATALOG) {
             for schema in catalog.schema_names() {
@@ -447,7 +466,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let schema = query.clone().into_builder().schema();
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
@@ -457,7 +476,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let session = self.session(request.metadata())?;
+        let session = self.session(request.metadata(), request.remote_addr()).await?;
         let include_schema = query.include_schema;
         let mut builder = query.into_builder();
         if let Some(catalog) = session.state().catalog_list().catalog(CATALOG) {
@@ -489,7 +508,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let schema = query.into_builder().schema();
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
@@ -499,7 +518,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let mut builder = query.into_builder();
         builder.append("TABLE");
         Self::batch(builder.build())
@@ -510,7 +529,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         let schema = query.clone().into_builder(&self.info).schema();
         Self::info(&schema, query.as_any().encode_to_vec(), request.into_inner())
     }
@@ -520,7 +539,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(request.metadata())?;
+        self.session(request.metadata(), request.remote_addr()).await?;
         Self::batch(query.into_builder(&self.info).build())
     }
 

@@ -73,6 +73,11 @@ fn problem(error: &QueryError, query_id: Option<&str>) -> Response {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static(problem::RETRY_AFTER_SECS));
     }
+    if let QueryError::Throttled(throttled) = error {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(throttled.retry_after_secs()));
+    }
     response
 }
 
@@ -163,7 +168,10 @@ impl FromRequestParts<Engine> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, engine: &Engine) -> Result<Self, Response> {
-        credentials::authenticate(engine, credentials::from_headers(&parts.headers).as_ref())
+        let credential = credentials::from_headers(&parts.headers);
+        let peer = tessera_http::Peer::of(&parts.extensions);
+        credentials::admit(engine, peer, credential.as_ref())
+            .await
             .map(Caller)
             .map_err(|e| problem(&e, None))
     }

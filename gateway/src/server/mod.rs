@@ -200,6 +200,7 @@ impl Gateway {
         let control = Control::start().map_err(StartError::Control)?;
         control.spawn(spool.ship(Arc::clone(&link.source), link.name.clone()));
         let follow = control.spawn(link.follow());
+        control.spawn(engine.clone().fetch_issuer_keys());
         let (stop, stopped) = watch::channel(false);
         let signal = move || {
             let mut stopped = stopped.clone();

@@ -100,6 +100,18 @@ async fn metrics(State((engine, spool)): State<System>) -> Response {
         "Principal sessions alive (connections and queries in flight hold them).",
         crate::tables::live_sessions() as u64,
     );
+    metric(
+        "tessera_gateway_auth_failures_total",
+        "counter",
+        "Credentials refused (unknown, revoked or expired keys, refused tokens).",
+        engine.throttle().failures(),
+    );
+    metric(
+        "tessera_gateway_auth_throttled_total",
+        "counter",
+        "Connections and requests refused before authentication: their address failed too often.",
+        engine.throttle().refusals(),
+    );
     let stats = spool.stats();
     let rows: [(&str, &str, &str, u64); 6] = [
         (

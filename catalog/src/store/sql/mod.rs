@@ -27,7 +27,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::types::Json;
 use sqlx::{FromRow, Pool, Postgres, Sqlite};
 use tessera_contracts::api::Change;
-use tessera_contracts::bundle::MaskKey;
+use tessera_contracts::bundle::{BundleIssuer, MaskKey};
 use tokio::sync::{Mutex, watch};
 
 use super::{CatalogStore, Result, Snapshot, StoreError};
@@ -267,6 +267,16 @@ impl From<ChangeRow> for Change {
 }
 
 /// The mask key as stored (hex), if one is.
+fn parse_issuers(bodies: &[String]) -> Result<Vec<BundleIssuer>> {
+    bodies
+        .iter()
+        .map(|body| {
+            serde_json::from_str(body)
+                .map_err(|e| StoreError::Invalid(format!("a stored issuer is not understood: {e}")))
+        })
+        .collect()
+}
+
 fn parse_mask_key(stored: Option<String>) -> Result<Option<MaskKey>> {
     stored
         .map(|hex| {
@@ -414,6 +424,47 @@ macro_rules! sql_store {
                     // The entry says that the key changed, never what it is.
                     let action = if current.is_some() { "rotate" } else { "create" };
                     Ok((tx, Entry::new(action, "mask_key", "/mask-key".into()).of(true)))
+                })
+                .await
+            }
+
+            async fn issuers(&self) -> Result<Vec<BundleIssuer>> {
+                let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM issuers ORDER BY issuer")
+                    .fetch_all(&self.pool)
+                    .await?;
+                parse_issuers(&bodies)
+            }
+
+            async fn put_issuers(&self, actor: &str, issuers: &[BundleIssuer]) -> Result<bool> {
+                let wanted: std::collections::BTreeMap<String, String> =
+                    issuers.iter().map(|i| (i.issuer.clone(), json(i).to_string())).collect();
+                self.write(actor, move |mut tx| async move {
+                    let stored: Vec<(String, String)> = sqlx::query_as("SELECT issuer, body FROM issuers")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let stored: std::collections::BTreeMap<String, String> = stored.into_iter().collect();
+                    if stored == wanted {
+                        return Ok((tx, Written::Unchanged(false)));
+                    }
+                    sqlx::query("DELETE FROM issuers").execute(&mut *tx).await?;
+                    for (issuer, body) in &wanted {
+                        sqlx::query("INSERT INTO issuers (issuer, body) VALUES ($1, $2)")
+                            .bind(issuer)
+                            .bind(body)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // The entry names the issuers whose settings or keys changed, not the keys.
+                    let changed: Vec<&String> = wanted
+                        .iter()
+                        .filter(|(issuer, body)| stored.get(*issuer) != Some(body))
+                        .map(|(issuer, _)| issuer)
+                        .chain(stored.keys().filter(|issuer| !wanted.contains_key(*issuer)))
+                        .collect();
+                    let entry = Entry::new("update", "issuers", "/issuers".into())
+                        .before(&stored.keys().collect::<Vec<_>>())
+                        .after(&serde_json::json!({ "issuers": wanted.keys().collect::<Vec<_>>(), "changed": changed }));
+                    Ok((tx, entry.of(true)))
                 })
                 .await
             }

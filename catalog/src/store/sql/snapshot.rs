@@ -11,7 +11,7 @@ use super::domains::DomainRow;
 use super::governance::PolicyRow;
 use super::principals::{KeyRow, PrincipalRow};
 use super::products::ProductRow;
-use super::{PgStore, SqliteStore, VERSION_SQL, parse_mask_key};
+use super::{PgStore, SqliteStore, VERSION_SQL, parse_issuers, parse_mask_key};
 use crate::store::{Result, Snapshot};
 
 macro_rules! snapshot {
@@ -50,6 +50,9 @@ macro_rules! snapshot {
                 let policies = sqlx::query_as::<_, PolicyRow>("SELECT * FROM policies ORDER BY kind, name")
                     .fetch_all(&mut *tx)
                     .await?;
+                let issuers: Vec<String> = sqlx::query_scalar("SELECT body FROM issuers ORDER BY issuer")
+                    .fetch_all(&mut *tx)
+                    .await?;
                 tx.rollback().await?;
                 Ok(Snapshot {
                     version,
@@ -70,6 +73,7 @@ macro_rules! snapshot {
                         .into_iter()
                         .map(PolicyRow::into_stored)
                         .collect::<Result<_>>()?,
+                    issuers: parse_issuers(&issuers)?,
                 })
             }
         }

@@ -62,7 +62,10 @@ pub use functions::SERVER_VERSION;
 type DfStmt = (String, Option<(Statement, LogicalPlan)>);
 
 fn pg_error(error: &QueryError) -> PgWireError {
-    let severity = if matches!(error, QueryError::Unauthenticated) {
+    let severity = if matches!(
+        error,
+        QueryError::Unauthenticated | QueryError::TokenRefused(_) | QueryError::Throttled(_)
+    ) {
         "FATAL"
     } else {
         "ERROR"
@@ -240,6 +243,10 @@ impl StartupHandler for Startup {
                         "this server accepts only TLS connections: connect with sslmode=require or verify-full".into(),
                     ))));
                 }
+                // An address that failed too often is refused before a password is asked for.
+                if let Err(throttled) = self.engine.throttle().admit(client.socket_addr().ip()) {
+                    return Err(pg_error(&QueryError::Throttled(throttled)));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
@@ -251,12 +258,16 @@ impl StartupHandler for Startup {
                 let password = password.into_password()?.password;
                 let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
                 let purpose = client.metadata().get("options").and_then(|o| startup_purpose(o));
-                let conn = self
-                    .connect(Credential::Password(password), purpose)
-                    .map_err(|e| match e {
-                        QueryError::Unauthenticated => PgWireError::InvalidPassword(user),
-                        other => pg_error(&other),
-                    })?;
+                let refused = |e: QueryError| match e {
+                    QueryError::Unauthenticated => PgWireError::InvalidPassword(user.clone()),
+                    other => pg_error(&other),
+                };
+                let password = Credential::Password(password);
+                // Throttled and counted; the session is then made for the principal found.
+                credentials::admit(&self.engine, Some(client.socket_addr().ip()), Some(&password))
+                    .await
+                    .map_err(refused)?;
+                let conn = self.connect(password, purpose).map_err(refused)?;
                 client.session_extensions().insert(conn);
                 finish_authentication(client, &self.parameters).await?;
             }
