@@ -11,14 +11,52 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [[ -x $CHROMIUM ]] || { echo "portal-e2e.sh: no browser at $CHROMIUM" >&2; exit 2; }
 (cd portal && [[ -d node_modules ]] || npm ci --no-audit --no-fund)
 
+(cd tests/oidc && [[ -d node_modules ]] || npm ci --no-audit --no-fund --loglevel=error)
+
 work=$(mktemp -d)
 demo_pid=
+oidc_pid=
 cleanup() {
     [[ -n $demo_pid ]] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null
+    [[ -n $oidc_pid ]] && kill "$oidc_pid" 2>/dev/null && wait "$oidc_pid" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$BIN" demo --scale 0.01 --data-dir "$work/mesh" --listen 127.0.0.1:0 \
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# An OpenID Connect provider no one here wrote (tests/oidc), for signing in
+# with an issuer: the portal is its public client, returning to the demo's
+# /signin/callback, so the demo's port is chosen first.
+portal_port=$(free_port)
+oidc_port=$(free_port)
+cat >"$work/oidc.json" <<EOF
+{"port": $oidc_port, "keys_dir": "$work/oidc-keys", "kids": ["portal"],
+ "users": {"ana": {"preferred_username": "ana"}},
+ "redirect_uris": ["http://127.0.0.1:$portal_port/signin/callback"]}
+EOF
+node tests/oidc/provider.mjs "$work/oidc.json" >"$work/oidc.out" 2>"$work/oidc.err" &
+oidc_pid=$!
+for _ in $(seq 60); do
+    grep -q '^oidc-provider listening' "$work/oidc.out" && break
+    sleep 0.5
+done
+grep -q '^oidc-provider listening' "$work/oidc.out" || { cat "$work/oidc.err" >&2; echo "portal-e2e.sh: the OIDC provider did not start" >&2; exit 1; }
+cat >"$work/tessera.toml" <<EOF
+[[identity.issuers]]
+issuer = "http://127.0.0.1:$oidc_port"
+audiences = ["tessera"]
+algorithms = ["RS256"]
+
+[identity.issuers.claims]
+principal = "preferred_username"
+
+[identity.issuers.portal]
+client_id = "portal"
+scope = "openid query"
+resource = "urn:tessera"
+EOF
+
+"$BIN" demo --scale 0.01 --data-dir "$work/mesh" --config "$work/tessera.toml" --listen "127.0.0.1:$portal_port" \
     --pg-listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 demo_pid=$!
 for _ in $(seq 600); do
@@ -29,7 +67,7 @@ done
 url=$(sed -n 's/^Tessera catalog listening on //p' "$work/out")
 [[ -n $url ]] || { echo "portal-e2e.sh: the demo did not come up" >&2; exit 1; }
 rm -rf portal/test-results
-(cd portal && PORTAL_URL=$url TESSERA_PERSONAS=$work/mesh/demo/personas.json CHROMIUM=$CHROMIUM npm run --silent test:e2e) | tee "$work/tap" | grep -E '^# (tests|pass|fail|skipped)|^not ok|^    not ok' || true
+(cd portal && PORTAL_URL=$url PORTAL_OIDC_USER=ana TESSERA_PERSONAS=$work/mesh/demo/personas.json CHROMIUM=$CHROMIUM npm run --silent test:e2e) | tee "$work/tap" | grep -E '^# (tests|pass|fail|skipped)|^not ok|^    not ok' || true
 # Skipped or failed is a failure here: the test command provides everything.
 grep -q '^# fail 0$' "$work/tap" && grep -q '^# skipped 0$' "$work/tap" && ! grep -q '^# pass 0$' "$work/tap" ||
     { cat "$work/tap"; echo "portal-e2e.sh: browser tests failed" >&2; exit 1; }

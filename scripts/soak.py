@@ -869,7 +869,7 @@ class Soak:
                 return
 
     def gateway_metrics(self):
-        answer = call("GET", f"{self.gateway_url}/metrics", timeout=5)
+        answer = call("GET", f"{self.gateway_url}/metrics", self.admin_key, timeout=5)
         if answer.status != 200:
             return {}
         metrics = {}

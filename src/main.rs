@@ -159,7 +159,12 @@ pub(crate) fn init_logging(format: &str) {
 async fn serve(args: platform::ServeArgs) -> anyhow::Result<()> {
     let running = platform::start(&args, None).await?;
     running.print_banner();
-    platform::print_endpoints(&running.endpoints, &running.url, running.bootstrap_key.as_deref());
+    platform::print_endpoints(
+        &running.endpoints,
+        &running.url,
+        running.bootstrap_key.as_deref(),
+        running.url.starts_with("https://"),
+    );
     if let Some(key) = &running.bootstrap_key {
         println!("Bootstrap admin API key (shown once): {key}");
         println!(

@@ -61,7 +61,7 @@ impl BundleSource for InProcess {
 }
 
 /// Prints where clients connect to a gateway (plain stdout: scripts and tests read them).
-pub fn print_endpoints(endpoints: &Endpoints, http: &str, key: Option<&str>) {
+pub fn print_endpoints(endpoints: &Endpoints, http: &str, key: Option<&str>, flight_tls: bool) {
     let key = key.unwrap_or("<API key>");
     println!("Tessera gateway");
     println!(
@@ -72,8 +72,9 @@ pub fn print_endpoints(endpoints: &Endpoints, http: &str, key: Option<&str>) {
         endpoints.pg.ip(),
         endpoints.pg.port()
     );
+    let scheme = if flight_tls { "grpc+tls" } else { "grpc" };
     println!(
-        "  Flight SQL:       grpc://{} (Bearer token or Basic auth: the API key)",
+        "  Flight SQL:       {scheme}://{} (Bearer token or Basic auth: the API key)",
         endpoints.flight
     );
 }
@@ -144,6 +145,8 @@ pub struct Running {
     /// The admin key generated at this start, if this was the first start.
     pub bootstrap_key: Option<String>,
     database: String,
+    /// Where `/metrics` is served, and to whom.
+    metrics: String,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -202,6 +205,10 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
     let app = tessera_catalog::Application::build_with(config.clone(), Some(extension)).await?;
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}", app.local_addr()?);
+    let metrics = match app.metrics_addr() {
+        Some(addr) => format!("http://{addr}/metrics (no authentication)"),
+        None => format!("{url}/metrics (for the metrics role)"),
+    };
     let database = if config.uses_embedded_database() {
         format!("embedded SQLite at {}", config.data_dir.join("catalog.db").display())
     } else {
@@ -221,6 +228,7 @@ pub async fn start(args: &ServeArgs, bootstrap_key: Option<String>) -> anyhow::R
         endpoints,
         bootstrap_key,
         database,
+        metrics,
         server,
     })
 }
@@ -234,6 +242,7 @@ impl Running {
         println!("  catalog database: {}", self.database);
         println!("  REST API:         {url}/api/v1");
         println!("  API docs:         {url}/api/v1/docs/");
+        println!("  metrics:          {}", self.metrics);
         println!("  OpenAPI:          {url}/api/v1/openapi.json");
     }
 
@@ -288,13 +297,14 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
         tessera_gateway::sync::HttpSource::trusting(&catalog, &key, global.ca_pem()?.as_deref())?
             .with_max_staleness(config.max_staleness_ms.map(std::time::Duration::from_millis)),
     );
-    let tls = config.tls.is_some();
+    let tls = config.http_tls.is_some() || config.tls.is_some();
+    let flight_tls = config.flight_tls.is_some() || config.tls.is_some();
     let gateway = Gateway::build(config, source).await?;
     let endpoints = gateway.endpoints();
     let serving = gateway.start().await?;
     let scheme = if tls { "https" } else { "http" };
     let http = endpoints.http.map(|a| format!("{scheme}://{a}")).unwrap_or_default();
-    print_endpoints(&endpoints, &http, None);
+    print_endpoints(&endpoints, &http, None, flight_tls);
     serving.stop_when(crate::shutdown_signal()).await;
     Ok(())
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use tessera_testkit::certs::issue;
 
 /// The files of the demo's TLS.
 pub struct DemoTls {
@@ -34,19 +34,4 @@ pub fn demo_certificates(dir: &Path) -> anyhow::Result<DemoTls> {
     crate::cli::write_private(&tls.cert, cert.as_bytes())?;
     crate::cli::write_private(&tls.key, key.as_bytes())?;
     Ok(tls)
-}
-
-/// A new CA and a server certificate it signed for `names`: the CA's
-/// certificate, the server's certificate and the server's key, in PEM.
-pub fn issue(names: &[&str]) -> Result<(String, String, String), rcgen::Error> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Tessera demo CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
-    params.distinguished_name.push(DnType::CommonName, "Tessera");
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &ca)?;
-    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
 }

@@ -33,6 +33,11 @@ impl Caller {
         self.principal.roles.contains(&Role::Gateway)
     }
 
+    /// Whether the caller is a monitoring system's principal.
+    pub fn is_metrics(&self) -> bool {
+        self.principal.roles.contains(&Role::Metrics)
+    }
+
     fn in_team(&self, team: &str) -> bool {
         self.teams.iter().any(|t| t == team)
     }
@@ -61,6 +66,17 @@ impl Authz {
         } else {
             Err(Error::Forbidden(
                 "this needs a gateway's principal: a service principal with the gateway role".into(),
+            ))
+        }
+    }
+
+    /// Reading `/metrics`: a principal with the `metrics` role, or an admin.
+    pub fn require_metrics(self, caller: &Caller) -> Result<(), Error> {
+        if caller.is_metrics() || caller.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "/metrics needs a principal with the metrics role (or an admin)".into(),
             ))
         }
     }

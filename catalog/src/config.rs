@@ -75,6 +75,11 @@ pub struct Config {
     /// `TESSERA_THROTTLE__BURST`, `TESSERA_THROTTLE__PER_MINUTE`).
     #[serde(default)]
     pub throttle: tessera_http::ThrottleConfig,
+    /// A second listener serving `/metrics` without authentication, for a
+    /// scraper on a private network (`TESSERA_METRICS_LISTEN`); on the main
+    /// listener `/metrics` needs the `metrics` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The `[lake]` section.
@@ -106,6 +111,7 @@ impl Default for Config {
             tls: None,
             identity: crate::identity::IdentityConfig::default(),
             throttle: tessera_http::ThrottleConfig::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -127,6 +133,7 @@ impl fmt::Debug for Config {
             .field("lake", &self.lake)
             .field("identity", &self.identity)
             .field("throttle", &self.throttle)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -148,7 +155,7 @@ pub struct Overrides {
 
 /// The keys read from `TESSERA_*` variables (e.g. `TESSERA_DATABASE_URL`); a
 /// nested key's parts are joined by `__` (`TESSERA_LAKE__ROOT` is `lake.root`).
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -163,6 +170,7 @@ const ENV_KEYS: [&str; 14] = [
     "tls.require",
     "throttle.burst",
     "throttle.per_minute",
+    "metrics_listen",
 ];
 
 impl Config {

@@ -95,6 +95,30 @@ pub struct IssuerConfig {
     /// The key set's URL; found by discovery when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// The portal's sign-in with this issuer (authorization code + PKCE);
+    /// absent, the portal offers API keys only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<PortalClient>,
+}
+
+/// `[identity.issuers.portal]`: the portal as a public client of the issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalClient {
+    /// The client id registered at the issuer, with the redirect URI
+    /// `<portal URL>/signin/callback`.
+    pub client_id: String,
+    /// The scopes to ask for.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// A resource indicator (RFC 8707) to send, for issuers that pick the
+    /// token's audience by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+fn default_scope() -> String {
+    "openid".into()
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -121,6 +145,9 @@ struct Held {
     issuer: BundleIssuer,
     provision: Provision,
     configured_jwks_uri: Option<String>,
+    portal: Option<PortalClient>,
+    /// The browser's endpoints, once discovered.
+    endpoints: Option<(String, String)>,
     keys: KeySet,
     /// The last fetch, whether it worked.
     fetched: Option<Instant>,
@@ -171,6 +198,8 @@ impl Identity {
                     },
                     provision: c.provision,
                     configured_jwks_uri: c.jwks_uri.clone(),
+                    portal: c.portal.clone(),
+                    endpoints: None,
                     fetched: None,
                 }
             })
@@ -220,19 +249,35 @@ impl Identity {
     /// any issuer's keys changed, and the failures, one line each.
     pub async fn fetch(&self, only: Option<&str>) -> (bool, Vec<String>) {
         let _one = self.fetching.lock().await;
-        let wanted: Vec<(String, Option<String>)> = self
+        let wanted: Vec<(String, Option<String>, bool)> = self
             .held()
             .iter()
             .filter(|h| only.is_none_or(|o| o == h.issuer.issuer))
-            .map(|h| (h.issuer.issuer.clone(), h.configured_jwks_uri.clone()))
+            .map(|h| {
+                (
+                    h.issuer.issuer.clone(),
+                    h.configured_jwks_uri.clone(),
+                    h.portal.is_some(),
+                )
+            })
             .collect();
         let mut changed = false;
         let mut failures = Vec::new();
-        for (issuer, configured) in wanted {
+        for (issuer, configured, portal) in wanted {
             let fetched = async {
-                let uri = tessera_http::oidc::jwks_uri(&self.client, &issuer, configured.as_deref()).await?;
+                // Discovery names the keys, and the portal's endpoints.
+                let discovered = if configured.is_none() || portal {
+                    Some(tessera_http::oidc::discover(&self.client, &issuer).await?)
+                } else {
+                    None
+                };
+                let uri = configured
+                    .clone()
+                    .or_else(|| discovered.as_ref().map(|d| d.jwks_uri.clone()))
+                    .unwrap_or_default();
                 let jwks = tessera_http::oidc::key_set(&self.client, &uri).await?;
-                Ok::<_, String>((uri, jwks))
+                let endpoints = discovered.and_then(|d| d.authorization_endpoint.zip(d.token_endpoint));
+                Ok::<_, String>((uri, jwks, endpoints))
             }
             .await;
             let mut held = self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -241,7 +286,8 @@ impl Identity {
             };
             h.fetched = Some(Instant::now());
             match fetched {
-                Ok((uri, jwks)) => {
+                Ok((uri, jwks, endpoints)) => {
+                    h.endpoints = endpoints.or(h.endpoints.take());
                     if h.issuer.jwks != jwks || h.issuer.jwks_uri != uri {
                         h.keys = KeySet::from_json(&jwks);
                         h.issuer.jwks = jwks;
@@ -254,6 +300,26 @@ impl Identity {
             }
         }
         (changed, failures)
+    }
+
+    /// The issuers the portal offers sign-in with (configured for it, and
+    /// discovered).
+    pub fn sign_in(&self) -> Vec<tessera_contracts::api::SignInIssuer> {
+        self.held()
+            .iter()
+            .filter_map(|h| {
+                let portal = h.portal.as_ref()?;
+                let (authorization_endpoint, token_endpoint) = h.endpoints.clone()?;
+                Some(tessera_contracts::api::SignInIssuer {
+                    issuer: h.issuer.issuer.clone(),
+                    authorization_endpoint,
+                    token_endpoint,
+                    client_id: portal.client_id.clone(),
+                    scope: portal.scope.clone(),
+                    resource: portal.resource.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Whether any issuer has never been fetched successfully.

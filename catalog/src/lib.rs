@@ -67,6 +67,8 @@ pub struct Application {
     bootstrap_key: Option<String>,
     backend: &'static str,
     tls: Option<Arc<tessera_http::Tls>>,
+    /// The unauthenticated `/metrics` listener, when configured.
+    metrics: Option<(TcpListener, axum::Router)>,
 }
 
 impl Application {
@@ -125,6 +127,15 @@ impl Application {
             throttle: Arc::new(tessera_http::Throttle::new(config.throttle)),
             max_watch: MAX_WATCH.min(request_timeout - Duration::from_secs(1)),
         };
+        let metrics = match config.metrics_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+                Some((listener, api::metrics_router(state.clone())))
+            }
+            None => None,
+        };
         let router = api::router(
             state,
             HttpSettings {
@@ -145,6 +156,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            metrics,
             tls,
             backend: catalog.backend(),
             catalog,
@@ -155,6 +167,11 @@ impl Application {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The unauthenticated metrics listener's address, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The admin key generated at this start, if this was the first start.
@@ -176,6 +193,10 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let catalog = self.catalog.clone();
         let keys = (!catalog.identity().is_empty()).then(|| tokio::spawn(catalog.clone().fetch_issuer_keys()));
+        // Plain HTTP on a private network: no TLS, no authentication, `/metrics` only.
+        let metrics = self
+            .metrics
+            .map(|(listener, router)| tokio::spawn(async move { axum::serve(listener, router).await }));
         let served = tessera_http::serve(self.listener, self.tls, self.router, async move {
             shutdown.await;
             catalog.stop_watches();
@@ -183,6 +204,9 @@ impl Application {
         .await;
         if let Some(keys) = keys {
             keys.abort();
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         served
     }

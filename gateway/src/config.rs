@@ -40,9 +40,23 @@ pub struct GatewayConfig {
     /// top-level `[tls]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<tessera_http::TlsConfig>,
+    /// The HTTP listener's own certificate (`[gateway.http_tls]`), instead of `tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_tls: Option<tessera_http::TlsConfig>,
+    /// The PostgreSQL wire listener's own certificate (`[gateway.pg_tls]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_tls: Option<tessera_http::TlsConfig>,
+    /// The Flight SQL listener's own certificate (`[gateway.flight_tls]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flight_tls: Option<tessera_http::TlsConfig>,
     /// Failed-authentication throttling per source address, on every
     /// listener (`[gateway.throttle]`).
     pub throttle: tessera_http::ThrottleConfig,
+    /// A standalone gateway's second listener serving `/metrics` without
+    /// authentication, for a scraper on a private network; on the HTTP
+    /// listener `/metrics` needs the `metrics` role (or an admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for GatewayConfig {
@@ -60,7 +74,11 @@ impl Default for GatewayConfig {
             acceleration: Acceleration::default(),
             audit: AuditConfig::default(),
             tls: None,
+            http_tls: None,
+            pg_tls: None,
+            flight_tls: None,
             throttle: tessera_http::ThrottleConfig::default(),
+            metrics_listen: None,
         }
     }
 }

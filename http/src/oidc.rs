@@ -11,23 +11,38 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest discovery document or key set read.
 const MAX_BYTES: usize = 1024 * 1024;
 
-/// Where `issuer` publishes its keys: `jwks_uri` when configured, else the
-/// one its discovery document names (whose `issuer` must be `issuer` itself,
-/// as OpenID Connect Discovery requires).
-pub async fn jwks_uri(client: &reqwest::Client, issuer: &str, configured: Option<&str>) -> Result<String, String> {
-    if let Some(uri) = configured {
-        return Ok(uri.to_string());
-    }
+/// What an issuer's discovery document says, of what Tessera uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub jwks_uri: String,
+    /// Where a browser signs in (the portal's authorization-code flow).
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+}
+
+/// `issuer`'s discovery document, whose `issuer` must be `issuer` itself,
+/// as OpenID Connect Discovery requires.
+pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<Discovery, String> {
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let discovery = get_json(client, &url).await?;
     if discovery.get("issuer").and_then(Value::as_str) != Some(issuer) {
         return Err(format!("{url} names another issuer"));
     }
-    discovery
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| format!("{url} names no jwks_uri"))
+    let text = |field: &str| discovery.get(field).and_then(Value::as_str).map(str::to_string);
+    Ok(Discovery {
+        jwks_uri: text("jwks_uri").ok_or_else(|| format!("{url} names no jwks_uri"))?,
+        authorization_endpoint: text("authorization_endpoint"),
+        token_endpoint: text("token_endpoint"),
+    })
+}
+
+/// Where `issuer` publishes its keys: `jwks_uri` when configured, else the
+/// one its discovery document names.
+pub async fn jwks_uri(client: &reqwest::Client, issuer: &str, configured: Option<&str>) -> Result<String, String> {
+    match configured {
+        Some(uri) => Ok(uri.to_string()),
+        None => Ok(discover(client, issuer).await?.jwks_uri),
+    }
 }
 
 /// The key set at `jwks_uri`: a JSON object with a `keys` array.

@@ -44,7 +44,7 @@ async function signedIn(persona, route = '/') {
   });
   await page.goto(`${BASE}/`);
   await page.getByLabel('API key').fill(keys[persona]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
   if (route !== '/') await page.goto(`${BASE}${route}`);
   await page.waitForLoadState('networkidle');
@@ -98,9 +98,40 @@ describe('portal', { skip: ready === true ? false : ready }, () => {
     const page = await context.newPage();
     await page.goto(`${BASE}/`);
     await page.getByLabel('API key').fill('tsk_000000000000_' + '0'.repeat(64));
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByText('This key is not accepted').waitFor();
     await axe(page, 'signin');
+    await context.close();
+  });
+
+  // With an OpenID Connect issuer configured (scripts/portal-e2e.sh runs
+  // oidc-provider), the portal signs in there: authorization code with PKCE.
+  test('signs in with the issuer: authorization code with PKCE', { skip: !process.env.PORTAL_OIDC_USER }, async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${BASE}/`);
+    await page.getByRole('button', { name: /^Sign in with / }).click();
+    // The issuer's own sign-in page (oidc-provider's development interactions).
+    await page.locator('input[name="login"]').fill(process.env.PORTAL_OIDC_USER);
+    await page.locator('input[name="password"]').fill('any password');
+    await page.locator('button[type="submit"]').click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    assert.equal(new URL(page.url()).origin, origin, 'back in the portal');
+    assert.equal(new URL(page.url()).pathname, '/', 'the callback page is left, its code spent');
+    await page.getByRole('heading', { name: 'Mesh overview' }).waitFor();
+    // The token is the credential: the catalog knows whom it stands for.
+    const who = await page.evaluate(async () => {
+      const token = sessionStorage.getItem('tessera.apiKey');
+      const answer = await fetch('/api/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
+      return { status: answer.status, body: await answer.json(), jwt: (token ?? '').split('.').length === 3 };
+    });
+    assert.equal(who.status, 200);
+    assert.equal(who.body.principal.name, process.env.PORTAL_OIDC_USER);
+    assert.ok(who.jwt, 'an access token, not an API key');
+    // Coming back to the callback with a spent or foreign code says so.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto(`${BASE}/signin/callback?code=forged&state=forged`);
+    await page.getByText('start it again').waitFor();
     await context.close();
   });
 

@@ -20,7 +20,7 @@ function Routed() {
   if (restoring) {
     return (
       <main id="main" className="centered">
-        <Loading label="Checking your API key…" />
+        <Loading label="Signing you in…" />
       </main>
     );
   }

@@ -1,7 +1,11 @@
-// The signed-in principal: its API key (kept in sessionStorage, so it ends with
-// the browser tab) and what GET /api/v1/whoami says it is.
+// The signed-in principal: its API key or access token (kept in
+// sessionStorage, so it ends with the browser tab) and what GET /api/v1/whoami
+// says it is. An access token comes back from the issuer's sign-in page to
+// /signin/callback (see lib/oidc.ts).
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { api, ApiError, onUnauthorized, setApiKey, unwrap, type Product, type WhoAmI } from './api/client';
+import { useNavigate } from 'react-router';
+import { finishSignIn, isCallback } from './lib/oidc';
 
 const STORAGE_KEY = 'tessera.apiKey';
 
@@ -72,8 +76,9 @@ async function fetchWhoami(key: string): Promise<WhoAmI> {
 
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [session, setSession] = useState<Session | null>(null);
-  const [restoring, setRestoring] = useState<boolean>(() => readStoredKey() !== null);
+  const [restoring, setRestoring] = useState<boolean>(() => readStoredKey() !== null || isCallback());
   const [notice, setNotice] = useState<string | null>(null);
+  const navigate = useNavigate();
 
   const signOut = useCallback((why?: string) => {
     storeKey(null);
@@ -98,8 +103,36 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, [session]);
 
   useEffect(() => {
+    if (!isCallback()) return;
+    let live = true;
+    finishSignIn(window.location.search)
+      .then(async (token) => {
+        if (live) await signIn(token);
+      })
+      .catch((e: unknown) => {
+        if (!live) return;
+        setNotice(
+          e instanceof ApiError && e.status === 401
+            ? `The platform does not accept this sign-in: ${e.message}`
+            : e instanceof Error
+              ? e.message
+              : String(e),
+        );
+      })
+      .finally(() => {
+        if (!live) return;
+        // The code in the address is spent: leave the callback page.
+        navigate('/', { replace: true });
+        setRestoring(false);
+      });
+    return () => {
+      live = false;
+    };
+  }, [signIn, navigate]);
+
+  useEffect(() => {
     const stored = readStoredKey();
-    if (!stored) return;
+    if (!stored || isCallback()) return;
     let live = true;
     fetchWhoami(stored)
       .then((whoami) => {

@@ -6,6 +6,7 @@ mod logs;
 mod oidc;
 mod reliability;
 mod throttle;
+mod tls;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -1086,6 +1087,23 @@ fn client_passes(what: &str, command: &mut Command) {
     );
 }
 
+/// One statement through psql (the password in `PGPASSWORD`): its unaligned
+/// output, or its error message.
+fn psql(conninfo: &str, password: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .arg(conninfo)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-A", "-t", "-c", sql])
+        .output()
+        .expect("psql runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -1335,7 +1353,19 @@ async fn policies_reach_every_gateway_and_outlive_the_catalog() {
         let answered = until(&edge_url, &ana, None, &sql, |s, _| s == 200).await;
         assert!(answered.is_some(), "{sql}");
     }
-    let metrics = reqwest::get(format!("{edge_base}/metrics"))
+    // `/metrics` is for the metrics role or an admin: the bundle says who.
+    let scrape = |key: &str| {
+        let request = reqwest::Client::new()
+            .get(format!("{edge_base}/metrics"))
+            .bearer_auth(key);
+        async move { request.send().await.expect("metrics answer").status().as_u16() }
+    };
+    assert_eq!(scrape(&ana).await, 403, "an analyst's key does not open /metrics");
+    assert_eq!(scrape("tsk_000000000000_00").await, 401);
+    let metrics = reqwest::Client::new()
+        .get(format!("{edge_base}/metrics"))
+        .bearer_auth(&key)
+        .send()
         .await
         .expect("metrics answer")
         .text()

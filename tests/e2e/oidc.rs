@@ -164,21 +164,11 @@ async fn over_http(endpoints: &Endpoints, credential: &str, sql: &str) -> Result
 }
 
 fn over_pg(endpoints: &Endpoints, credential: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .arg(format!(
-            "host=127.0.0.1 port={} dbname=tessera user=analyst options='-c tessera.purpose=analytics'",
-            endpoints.pg_port
-        ))
-        .env("PGPASSWORD", credential)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .args(["-X", "-A", "-t", "-c", sql])
-        .output()
-        .expect("psql runs");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+    let conninfo = format!(
+        "host=127.0.0.1 port={} dbname=tessera user=analyst options='-c tessera.purpose=analytics'",
+        endpoints.pg_port
+    );
+    super::psql(&conninfo, credential, sql)
 }
 
 async fn over_flight(endpoints: &Endpoints, credential: &str, sql: &str) -> Result<String, String> {

@@ -72,7 +72,7 @@ const provider = new Provider(issuer, {
         if (!audience) throw new errors.InvalidTarget();
         return {
           audience,
-          scope: 'openid query',
+          scope: 'query',
           accessTokenFormat: 'jwt',
           accessTokenTTL: byClient[client.clientId]?.ttl_secs ?? 600,
           jwt: { sign: { alg: 'RS256' } },
@@ -87,14 +87,17 @@ const provider = new Provider(issuer, {
   findAccount: (ctx, id) =>
     users[id] ? { accountId: id, claims: () => ({ sub: id, ...users[id] }) } : undefined,
   pkce: { required: () => true },
+  // The portal (a browser app on another origin) exchanges its code here.
+  clientBasedCORS: () => true,
   loadExistingGrant: async (ctx) => {
     // The test users consent to everything: no consent page.
+    if (!ctx.oidc.session?.accountId) return undefined;
     const grant = new ctx.oidc.provider.Grant({
       clientId: ctx.oidc.client.clientId,
       accountId: ctx.oidc.session.accountId,
     });
     grant.addOIDCScope('openid');
-    grant.addResourceScope('urn:tessera', 'openid query');
+    grant.addResourceScope('urn:tessera', 'query');
     await grant.save();
     return grant;
   },

@@ -314,7 +314,8 @@ fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     // The order of the routes is the order of the OpenAPI document's paths.
     let public = OpenApiRouter::new()
         .routes(routes!(system::health))
-        .routes(routes!(system::ready));
+        .routes(routes!(system::ready))
+        .routes(routes!(principals::sign_in_issuers));
     let private = OpenApiRouter::new()
         .routes(routes!(system::metrics))
         .routes(routes!(changes::version))
@@ -448,6 +449,15 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
                 ))
                 .into_response();
             }
+            if caller.is_metrics()
+                && !(request.method() == axum::http::Method::GET
+                    && matches!(request.uri().path(), "/metrics" | "/api/v1/whoami"))
+            {
+                return ApiError::from(crate::service::Error::Forbidden(
+                    "a monitoring principal (the metrics role) may only read /metrics".into(),
+                ))
+                .into_response();
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
@@ -457,6 +467,13 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
         Err(e @ crate::service::Error::Unauthenticated(_)) => failed(ApiError::from(e)),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// The unauthenticated metrics listener's routes (`metrics_listen`): `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(system::metrics_open))
+        .with_state(state)
 }
 
 /// What a gateway's principal may call: bundles, the version and its watch,

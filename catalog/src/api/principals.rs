@@ -11,6 +11,14 @@ use super::extract::{ApiJson, ApiQuery, IfMatch, Tagged};
 use super::{ApiResult, AppState, PageParams};
 use crate::authz::Caller;
 
+/// The OpenID Connect issuers the portal offers sign-in with (authorization
+/// code with PKCE). Public: the sign-in page reads it before anyone is signed in.
+#[utoipa::path(get, path = "/api/v1/identity/issuers", tag = "principals", security(()),
+    responses((status = 200, body = Vec<tessera_contracts::api::SignInIssuer>)))]
+pub async fn sign_in_issuers(State(app): State<AppState>) -> Json<Vec<tessera_contracts::api::SignInIssuer>> {
+    Json(app.catalog.identity().sign_in())
+}
+
 /// The caller: its principal, teams and owned domains.
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "principals", responses((status = 200, body = WhoAmI)))]
 pub async fn whoami(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<WhoAmI>> {

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use tessera_contracts::api::Readiness;
 
 use super::AppState;
+use super::error::ApiError;
 use crate::authz::Caller;
 
 /// Liveness: the process answers.
@@ -51,10 +52,22 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     response
 }
 
-/// Prometheus metrics, in the text exposition format.
+/// Prometheus metrics, in the text exposition format: for a principal with
+/// the `metrics` role, or an admin (a scraper on a private network may use
+/// the unauthenticated `metrics_listen` listener instead).
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
-pub async fn metrics(State(app): State<AppState>, _caller: Caller) -> Response {
+pub async fn metrics(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    app.catalog.authz.require_metrics(&caller)?;
+    Ok(render_metrics(&app).await)
+}
+
+/// The metrics, on the unauthenticated `metrics_listen` listener.
+pub async fn metrics_open(State(app): State<AppState>) -> Response {
+    render_metrics(&app).await
+}
+
+async fn render_metrics(app: &AppState) -> Response {
     if let Ok(v) = app.catalog.version().await {
         app.metrics.catalog_version.set(v.version);
     }

@@ -189,6 +189,7 @@ fn bundle_content(snapshot: Snapshot, mask_key: MaskKey) -> Result<BundleContent
             keys: keys.remove(&p.name).unwrap_or_default(),
             name: p.name,
             admin: p.admin,
+            roles: p.roles,
             attributes: p.attributes,
         })
         .collect();

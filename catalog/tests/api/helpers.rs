@@ -35,6 +35,8 @@ pub struct TestApp {
     dir: tempfile::TempDir,
     /// The running catalog's service, to observe what HTTP does not show.
     catalog: Option<Catalog>,
+    /// The unauthenticated metrics listener's base URL, when configured.
+    metrics_base: Option<String>,
     server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
 }
 
@@ -127,6 +129,7 @@ impl TestApp {
             pg_database,
             dir,
             catalog: None,
+            metrics_base: None,
             server: None,
         };
         app.start().await;
@@ -138,6 +141,7 @@ impl TestApp {
         let addr = built.local_addr().expect("bound");
         self.base = format!("http://{addr}");
         self.catalog = Some(built.catalog().clone());
+        self.metrics_base = built.metrics_addr().map(|a| format!("http://{a}"));
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(built.run_until(async {
             let _ = rx.await;
@@ -191,6 +195,11 @@ impl TestApp {
     /// (the in-process gateway's reports).
     pub fn catalog(&self) -> &Catalog {
         self.catalog.as_ref().expect("the catalog runs")
+    }
+
+    /// The unauthenticated metrics listener's base URL (`metrics_listen`).
+    pub fn metrics_base(&self) -> Option<String> {
+        self.metrics_base.clone()
     }
 
     pub fn config(&self) -> Config {

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tessera_catalog::identity::{IdentityConfig, IssuerConfig, Provision};
+use tessera_catalog::identity::{IdentityConfig, IssuerConfig, PortalClient, Provision};
 use tessera_contracts::bundle::ClaimMapping;
 use tessera_testkit::jwt::{Signer, key_set};
 
@@ -28,7 +28,12 @@ impl Issuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("bound"));
         let keys = Arc::new(Mutex::new(keys));
-        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
+        let discovery = json!({
+            "issuer": url,
+            "jwks_uri": format!("{url}/jwks"),
+            "authorization_endpoint": format!("{url}/auth"),
+            "token_endpoint": format!("{url}/token"),
+        });
         let served = Arc::clone(&keys);
         let router = axum::Router::new()
             .route(
@@ -111,6 +116,11 @@ pub async fn tokens_stand_for_principals(app: &mut TestApp) {
             },
             provision: Provision::Create,
             jwks_uri: None,
+            portal: Some(PortalClient {
+                client_id: "portal".into(),
+                scope: "openid".into(),
+                resource: Some("urn:tessera".into()),
+            }),
         }],
     };
     let before = app.version().await;
@@ -123,6 +133,24 @@ pub async fn tokens_stand_for_principals(app: &mut TestApp) {
     assert_eq!(carried["jwks_uri"], format!("{}/jwks", issuer.url));
     assert_eq!(carried["audiences"], json!(["tessera"]));
     assert!(carried["jwks_seen_at"].is_string(), "{carried}");
+
+    // The portal offers sign-in with it, before anyone is signed in.
+    let offered = app
+        .send(reqwest::Method::GET, "/api/v1/identity/issuers", None, None, None)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        offered,
+        json!([{
+            "issuer": issuer.url,
+            "authorization_endpoint": format!("{}/auth", issuer.url),
+            "token_endpoint": format!("{}/token", issuer.url),
+            "client_id": "portal",
+            "scope": "openid",
+            "resource": "urn:tessera",
+        }])
+    );
 
     // The change log names the issuer, never its keys.
     let changes = app

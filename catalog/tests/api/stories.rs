@@ -1383,6 +1383,50 @@ pub async fn system_endpoints(app: &mut TestApp) {
     assert!(metrics.text.contains("tessera_catalog_version"), "{}", metrics.text);
     let with_id = app.get("/api/v1/domains", &app.admin_key).await.expect(200);
     assert!(with_id.header("x-request-id").is_some_and(|id| !id.is_empty()));
+
+    // `/metrics` is for the metrics role (and admins), not for any key; a
+    // monitoring principal reads nothing else.
+    let analyst = app.user("metrics_curious", json!({})).await;
+    app.get("/metrics", &analyst).await.problem(403, "forbidden");
+    app.post(
+        "/api/v1/principals",
+        &app.admin_key,
+        json!({"name": "prometheus", "kind": "service", "roles": ["metrics"]}),
+    )
+    .await
+    .expect(201);
+    let scraper = app.key_for("prometheus").await;
+    let scraped = app.get("/metrics", &scraper).await.expect(200);
+    assert!(scraped.text.contains("tessera_catalog_version"), "{}", scraped.text);
+    app.get("/api/v1/domains", &scraper).await.problem(403, "forbidden");
+    app.post(
+        "/api/v1/principals",
+        &app.admin_key,
+        json!({"name": "human_scraper", "kind": "user", "roles": ["metrics"]}),
+    )
+    .await
+    .problem(422, "validation");
+
+    // Or a second listener serves it to anyone who can reach it (a private network).
+    app.reconfigure(|c| c.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await;
+    let open = app.metrics_base().expect("the metrics listener");
+    let reply = app.http.get(format!("{open}/metrics")).send().await.expect("answers");
+    assert_eq!(reply.status(), 200);
+    assert!(
+        reply
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("tessera_catalog_version")
+    );
+    let reply = app
+        .http
+        .get(format!("{open}/api/v1/domains"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(reply.status(), 404, "only /metrics there");
 }
 
 pub async fn contract_validation_and_compatibility(app: &mut TestApp) {

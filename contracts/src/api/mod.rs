@@ -190,6 +190,9 @@ pub enum Role {
     /// (a service principal, never an admin). Admins' keys are not accepted
     /// for those calls.
     Gateway,
+    /// A monitoring system's service principal: it reads `/metrics` (of the
+    /// catalog and of gateways) and may do nothing else.
+    Metrics,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -247,6 +250,26 @@ pub struct PrincipalUpdate {
     pub roles: Option<Vec<Role>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Attributes>,
+}
+
+/// An OpenID Connect issuer people may sign in to the portal with
+/// (authorization code with PKCE, a public client).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SignInIssuer {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Where the browser is sent to sign in.
+    pub authorization_endpoint: String,
+    /// Where the portal exchanges the code for an access token.
+    pub token_endpoint: String,
+    /// The portal's client id at the issuer.
+    pub client_id: String,
+    /// The scopes asked for.
+    pub scope: String,
+    /// The resource indicator (RFC 8707) naming Tessera as the audience, if
+    /// the issuer wants one.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// The caller: its principal and what it owns.

@@ -32,6 +32,7 @@ impl BundleContent {
         BundlePrincipal {
             name: identity.name.clone(),
             admin: stored.is_some_and(|p| p.admin),
+            roles: stored.map(|p| p.roles.clone()).unwrap_or_default(),
             attributes: identity.attributes_over(stored.map(|p| &p.attributes)),
             teams: stored.map(|p| p.teams.clone()).unwrap_or_default(),
             keys: Vec::new(),

@@ -102,6 +102,9 @@ pub struct BundlePort {
 pub struct BundlePrincipal {
     pub name: String,
     pub admin: bool,
+    /// Roles (`gateway`, `metrics`): a gateway's `/metrics` needs `metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<crate::api::Role>,
     pub attributes: Attributes,
     pub teams: Vec<String>,
     /// Keys that are not revoked (expired ones are kept: expiry is checked at use).

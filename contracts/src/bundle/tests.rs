@@ -30,6 +30,7 @@ fn principal(name: &str, teams: &[&str]) -> BundlePrincipal {
     BundlePrincipal {
         name: name.into(),
         admin: false,
+        roles: vec![],
         attributes: Attributes::default(),
         teams: teams.iter().map(|t| (*t).into()).collect(),
         keys: vec![],

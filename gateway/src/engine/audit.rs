@@ -264,6 +264,7 @@ mod tests {
             principals: vec![BundlePrincipal {
                 name: "ana".into(),
                 admin: false,
+                roles: vec![],
                 attributes: Attributes::default(),
                 teams: vec![],
                 keys: vec![BundleKey {

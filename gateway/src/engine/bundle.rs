@@ -214,6 +214,7 @@ impl Engine {
         Ok(Principal {
             name: principal.name.clone(),
             admin: principal.admin,
+            roles: principal.roles.clone(),
             attributes: principal.attributes.clone(),
             teams: principal.teams.clone(),
             credential_expires_at: key.expires_at,

@@ -38,6 +38,8 @@ use crate::tables::{CATALOG, DomainSchema, SessionCatalog, SessionTable, TableCa
 pub struct Principal {
     pub name: String,
     pub admin: bool,
+    /// Roles (`metrics` opens a gateway's `/metrics`).
+    pub roles: Vec<tessera_contracts::api::Role>,
     pub attributes: Attributes,
     pub teams: Vec<String>,
     /// When the credential it presented stops working (an API key's or a

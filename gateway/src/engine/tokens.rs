@@ -124,6 +124,7 @@ impl Engine {
         Ok(Principal {
             name: holder.name,
             admin: holder.admin,
+            roles: holder.roles,
             attributes: holder.attributes,
             teams: holder.teams,
             credential_expires_at: Some(identity.expires_at),

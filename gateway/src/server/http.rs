@@ -62,7 +62,7 @@ pub fn openapi() -> OpenApi {
 }
 
 /// A problem+json response for a failed query.
-fn problem(error: &QueryError, query_id: Option<&str>) -> Response {
+pub(super) fn problem(error: &QueryError, query_id: Option<&str>) -> Response {
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = problem::response(status, &problem_body(error, query_id));
     if matches!(

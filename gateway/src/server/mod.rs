@@ -54,28 +54,58 @@ pub enum StartError {
     Tls(#[from] tessera_http::tls::TlsError),
 }
 
-/// Each listener's TLS, when configured (one certificate, offered with the
-/// protocol names each listener speaks).
+/// Each listener's TLS, when configured: its own certificate
+/// (`http_tls`, `pg_tls`, `flight_tls`), else the gateway's (`tls`), offered
+/// with the protocol names the listener speaks.
+#[derive(Default)]
 struct ListenerTls {
-    http: Arc<Tls>,
-    pg: Arc<Tls>,
-    flight: Arc<Tls>,
+    http: Option<Arc<Tls>>,
+    pg: Option<Arc<Tls>>,
+    flight: Option<Arc<Tls>>,
+}
+
+/// The TLS settings of a gateway's listeners.
+#[derive(Debug, Clone, Default)]
+struct TlsSettings {
+    all: Option<tessera_http::TlsConfig>,
+    http: Option<tessera_http::TlsConfig>,
+    pg: Option<tessera_http::TlsConfig>,
+    flight: Option<tessera_http::TlsConfig>,
+}
+
+impl TlsSettings {
+    fn of(config: &GatewayConfig) -> Self {
+        Self {
+            all: config.tls.clone(),
+            http: config.http_tls.clone(),
+            pg: config.pg_tls.clone(),
+            flight: config.flight_tls.clone(),
+        }
+    }
 }
 
 impl ListenerTls {
-    fn load(config: Option<&tessera_http::TlsConfig>) -> Result<Option<Self>, StartError> {
-        let Some(config) = config else { return Ok(None) };
-        let tls = Self {
-            http: Tls::load(config, tls::ALPN_HTTP)?,
-            pg: Tls::load(config, tls::ALPN_POSTGRES)?,
-            flight: Tls::load(config, tls::ALPN_GRPC)?,
+    fn load(settings: &TlsSettings) -> Result<Self, StartError> {
+        let load = |own: &Option<tessera_http::TlsConfig>, alpn| {
+            own.as_ref()
+                .or(settings.all.as_ref())
+                .map(|config| Tls::load(config, alpn))
+                .transpose()
         };
-        tls::reload_on_hangup(vec![
-            Arc::clone(&tls.http),
-            Arc::clone(&tls.pg),
-            Arc::clone(&tls.flight),
-        ]);
-        Ok(Some(tls))
+        let tls = Self {
+            http: load(&settings.http, tls::ALPN_HTTP)?,
+            pg: load(&settings.pg, tls::ALPN_POSTGRES)?,
+            flight: load(&settings.flight, tls::ALPN_GRPC)?,
+        };
+        let reloaded: Vec<Arc<Tls>> = [&tls.http, &tls.pg, &tls.flight]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if !reloaded.is_empty() {
+            tls::reload_on_hangup(reloaded);
+        }
+        Ok(tls)
     }
 }
 
@@ -97,7 +127,9 @@ pub struct Gateway {
     http: Option<(TcpListener, axum::Router)>,
     pg: TcpListener,
     flight: TcpListener,
-    tls: Option<tessera_http::TlsConfig>,
+    tls: TlsSettings,
+    /// `/metrics` without authentication (`metrics_listen`), when configured.
+    metrics: Option<(TcpListener, axum::Router)>,
 }
 
 /// How long past the query timeout an HTTP request may take to its answer's
@@ -117,6 +149,13 @@ impl Gateway {
             .router()
             .merge(system::router(gateway.engine.clone(), Arc::clone(&gateway.spool)));
         gateway.http = Some((http, router));
+        if let Some(addr) = config.metrics_listen {
+            let listener = bind("metrics", addr).await?;
+            gateway.metrics = Some((
+                listener,
+                system::metrics_router(gateway.engine.clone(), Arc::clone(&gateway.spool)),
+            ));
+        }
         Ok(gateway)
     }
 
@@ -153,7 +192,8 @@ impl Gateway {
             http: None,
             pg: bind("PostgreSQL wire", config.pg_listen).await?,
             flight: bind("Flight SQL", config.flight_listen).await?,
-            tls: config.tls.clone(),
+            tls: TlsSettings::of(config),
+            metrics: None,
         })
     }
 
@@ -189,13 +229,14 @@ impl Gateway {
             pg,
             flight,
             tls,
+            metrics,
         } = self;
         // Certificates are read before anything is served: a bad one stops the start.
-        let tls = ListenerTls::load(tls.as_ref())?;
-        let (http_tls, pg_tls, flight_tls) = match tls {
-            Some(t) => (Some(t.http), Some(t.pg), Some(t.flight)),
-            None => (None, None, None),
-        };
+        let ListenerTls {
+            http: http_tls,
+            pg: pg_tls,
+            flight: flight_tls,
+        } = ListenerTls::load(&tls)?;
         first_bundle(&link).await;
         let control = Control::start().map_err(StartError::Control)?;
         control.spawn(spool.ship(Arc::clone(&link.source), link.name.clone()));
@@ -222,6 +263,14 @@ impl Gateway {
             endpoints.push((
                 "HTTP",
                 tokio::spawn(tessera_http::serve(listener, http_tls, router, signal())),
+            ));
+        }
+        if let Some((listener, router)) = metrics {
+            // Plain HTTP on a private network: no TLS, no authentication, `/metrics` only.
+            let stopped = signal();
+            endpoints.push((
+                "metrics",
+                tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await }),
             ));
         }
         Ok(Serving {

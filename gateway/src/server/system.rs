@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tessera_contracts::api::Readiness;
+use tessera_contracts::api::{Readiness, Role};
 use tessera_http::problem;
 
 use crate::engine::Engine;
@@ -30,6 +30,13 @@ pub fn router(engine: Engine, spool: Arc<Spool>) -> Router {
             }),
         )
         .route("/ready", axum::routing::get(ready))
+        .route("/metrics", axum::routing::get(metrics_for_role))
+        .with_state((engine, spool))
+}
+
+/// The unauthenticated `metrics_listen` listener: `/metrics` only.
+pub fn metrics_router(engine: Engine, spool: Arc<Spool>) -> Router {
+    Router::new()
         .route("/metrics", axum::routing::get(metrics))
         .with_state((engine, spool))
 }
@@ -73,6 +80,23 @@ async fn ready(State((engine, spool)): State<System>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static(problem::RETRY_AFTER_SECS));
     }
     response
+}
+
+/// `/metrics` on the HTTP listener: for a principal with the `metrics` role,
+/// or an admin (throttled like every authentication).
+async fn metrics_for_role(State(system): State<System>, request: axum::extract::Request) -> Response {
+    let credential = super::credentials::from_headers(request.headers());
+    let peer = tessera_http::Peer::of(request.extensions());
+    match super::credentials::admit(&system.0, peer, credential.as_ref()).await {
+        Ok(principal) if principal.admin || principal.roles.contains(&Role::Metrics) => metrics(State(system)).await,
+        Ok(_) => super::http::problem(
+            &crate::error::QueryError::NotAllowed(
+                "/metrics needs a principal with the metrics role (or an admin)".into(),
+            ),
+            None,
+        ),
+        Err(e) => super::http::problem(&e, None),
+    }
 }
 
 async fn metrics(State((engine, spool)): State<System>) -> Response {

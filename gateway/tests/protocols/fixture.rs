@@ -76,6 +76,7 @@ pub fn principal(name: &str, key: &str, admin: bool) -> BundlePrincipal {
     BundlePrincipal {
         name: name.into(),
         admin,
+        roles: vec![],
         attributes: Attributes::default(),
         teams: vec![],
         keys: vec![BundleKey {

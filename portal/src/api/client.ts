@@ -6,6 +6,7 @@ import createClient, { type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema';
 
 export type Schemas = components['schemas'];
+export type SignInIssuer = Schemas['SignInIssuer'];
 export type AccessRequest = Schemas['AccessRequest'];
 export type Change = Schemas['Change'];
 export type ContractVersion = Schemas['ContractVersion'];

@@ -1,13 +1,31 @@
-import { useState, type FormEvent } from 'react';
-import { ApiError } from '../api/client';
+import { useEffect, useState, type FormEvent } from 'react';
+import { api, ApiError, type SignInIssuer } from '../api/client';
 import { ProblemView, useTitle } from '../components/common';
+import { startSignIn } from '../lib/oidc';
 import { useSessionState } from '../session';
+
+/** The issuers the platform offers sign-in with (none: API keys only). */
+function useIssuers(): SignInIssuer[] {
+  const [issuers, setIssuers] = useState<SignInIssuer[]>([]);
+  useEffect(() => {
+    let live = true;
+    api
+      .GET('/api/v1/identity/issuers')
+      .then(({ data }) => live && data && setIssuers(data))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
+  return issuers;
+}
 
 export function SignIn() {
   const { signIn, notice } = useSessionState();
   const [key, setKey] = useState('');
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
+  const issuers = useIssuers();
   useTitle('Sign in');
 
   const submit = async (e: FormEvent) => {
@@ -35,6 +53,24 @@ export function SignIn() {
           <p className="notice" role="status">
             {notice}
           </p>
+        ) : null}
+        {issuers.length > 0 ? (
+          <div className="signin-issuers">
+            {issuers.map((issuer) => (
+              <button
+                key={issuer.issuer}
+                type="button"
+                className="button primary"
+                onClick={() => {
+                  setError(undefined);
+                  startSignIn(issuer).catch(setError);
+                }}
+              >
+                Sign in with {new URL(issuer.issuer).host}
+              </button>
+            ))}
+            <p className="help">Or with an API key:</p>
+          </div>
         ) : null}
         <form onSubmit={submit} noValidate>
           <div className="field">

@@ -70,10 +70,16 @@ impl KeyRow {
 /// A gateway's principal is a service principal and never an admin: its key
 /// sits on gateway hosts and must open nothing but bundles.
 pub(crate) fn check_roles(kind: PrincipalKind, admin: bool, roles: &[Role]) -> Result<()> {
-    if roles.contains(&Role::Gateway) && (kind != PrincipalKind::Service || admin) {
-        return Err(StoreError::Invalid(
-            "roles: the gateway role is for a service principal that is not an admin".into(),
-        ));
+    for role in roles {
+        if kind != PrincipalKind::Service || admin {
+            let name = match role {
+                Role::Gateway => "gateway",
+                Role::Metrics => "metrics",
+            };
+            return Err(StoreError::Invalid(format!(
+                "roles: the {name} role is for a service principal that is not an admin"
+            )));
+        }
     }
     Ok(())
 }
