@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Refuse cleartext connections on every listener (with a certificate).
     #[arg(long, requires = "tls_cert_file")]
     pub require_tls: bool,
+    /// Mutual TLS: verify client certificates signed by this CA (PEM); a
+    /// standalone gateway's principal must then connect with one.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_client_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -133,6 +137,7 @@ impl ServeArgs {
             cert_file: self.tls_cert_file.clone()?,
             key_file: self.tls_key_file.clone()?,
             require: self.require_tls,
+            client_ca_file: self.tls_client_ca_file.clone(),
         })
     }
 }
@@ -273,6 +278,23 @@ pub struct GatewayArgs {
     /// Arrow Flight SQL address [default: 127.0.0.1:50051].
     #[arg(long, value_name = "ADDR")]
     flight_listen: Option<SocketAddr>,
+    /// Mutual TLS with the catalog: this gateway's client certificate chain
+    /// (PEM), presented to the catalog; with --client-key-file.
+    #[arg(
+        long,
+        env = "TESSERA_GATEWAY_CLIENT_CERT_FILE",
+        value_name = "FILE",
+        requires = "client_key_file"
+    )]
+    client_cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM); with --client-cert-file.
+    #[arg(
+        long,
+        env = "TESSERA_GATEWAY_CLIENT_KEY_FILE",
+        value_name = "FILE",
+        requires = "client_cert_file"
+    )]
+    client_key_file: Option<std::path::PathBuf>,
 }
 
 /// `tessera gateway`: a gateway alone, following a remote catalog.
@@ -292,9 +314,19 @@ pub async fn gateway(global: &crate::cli::Global, args: GatewayArgs) -> anyhow::
         http_listen: args.http_listen,
     };
     let config = GatewayConfig::load(args.config.as_deref(), &overrides).context("invalid gateway configuration")?;
+    // The client certificate and its key, as one PEM (what the HTTP client takes).
+    let identity = match (&args.client_cert_file, &args.client_key_file) {
+        (Some(cert), Some(key)) => {
+            let mut pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?);
+            Some(pem)
+        }
+        _ => None,
+    };
     crate::init_logging("text");
     let source: Arc<dyn BundleSource> = Arc::new(
-        tessera_gateway::sync::HttpSource::trusting(&catalog, &key, global.ca_pem()?.as_deref())?
+        tessera_gateway::sync::HttpSource::trusting(&catalog, &key, global.ca_pem()?.as_deref(), identity.as_deref())?
             .with_max_staleness(config.max_staleness_ms.map(std::time::Duration::from_millis)),
     );
     let tls = config.http_tls.is_some() || config.tls.is_some();

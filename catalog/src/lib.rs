@@ -125,6 +125,7 @@ impl Application {
             catalog: catalog.clone(),
             metrics: Arc::new(metrics::Metrics::default()),
             throttle: Arc::new(tessera_http::Throttle::new(config.throttle)),
+            gateways_need_client_certificates: config.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
             max_watch: MAX_WATCH.min(request_timeout - Duration::from_secs(1)),
         };
         let metrics = match config.metrics_listen {

@@ -270,7 +270,12 @@ impl GatewayConfig {
             figment = figment.merge(Figment::from(Toml::file_exact(file)).focus("gateway"));
         }
         let mut config: Self = figment
-            .merge(Env::prefixed("TESSERA_GATEWAY_").split("__"))
+            // The `tessera gateway` command's own variables are not settings.
+            .merge(
+                Env::prefixed("TESSERA_GATEWAY_")
+                    .ignore(&["key", "key_file", "client_cert_file", "client_key_file"])
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;

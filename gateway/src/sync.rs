@@ -99,14 +99,17 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// `base` is the catalog's URL (`http://host:8080`); `key` an admin's API key.
+    /// `base` is the catalog's URL (`http://host:8080`); `key` a gateway principal's API key.
     pub fn new(base: &str, key: &str) -> Result<Self, SyncError> {
-        Self::trusting(base, key, None)
+        Self::trusting(base, key, None, None)
     }
 
     /// As [`HttpSource::new`], an `https://` catalog verified against the
     /// system's CAs and those of `ca_pem` (PEM: a private CA).
-    pub fn trusting(base: &str, key: &str, ca_pem: Option<&[u8]>) -> Result<Self, SyncError> {
+    ///
+    /// With `identity` (a client certificate chain and its key, PEM), the
+    /// gateway presents it to the catalog (mutual TLS).
+    pub fn trusting(base: &str, key: &str, ca_pem: Option<&[u8]>, identity: Option<&[u8]>) -> Result<Self, SyncError> {
         let failed = |e: reqwest::Error| SyncError(e.to_string());
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -115,6 +118,9 @@ impl HttpSource {
             for ca in reqwest::Certificate::from_pem_bundle(pem).map_err(failed)? {
                 builder = builder.add_root_certificate(ca);
             }
+        }
+        if let Some(pem) = identity {
+            builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(failed)?);
         }
         let client = builder.build().map_err(failed)?;
         Ok(Self {

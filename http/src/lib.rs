@@ -44,20 +44,32 @@ pub async fn serve(
         .await
 }
 
-/// The address a request came from, as handlers extract it:
-/// `ConnectInfo<Peer>` (present when served by [`serve`]).
+/// Where a request came from, as handlers extract it: `ConnectInfo<Peer>`
+/// (present when served by [`serve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub std::net::SocketAddr);
+pub struct Peer {
+    pub addr: std::net::SocketAddr,
+    /// The connection presented a client certificate the listener verified.
+    pub client_certified: bool,
+}
 
 impl Peer {
+    /// The peer of a request served by [`serve`].
+    pub fn get(extensions: &axum::http::Extensions) -> Option<Self> {
+        extensions.get::<axum::extract::ConnectInfo<Peer>>().map(|c| c.0)
+    }
+
     /// The peer's address of a request, when it was served by [`serve`].
     pub fn of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-        extensions.get::<axum::extract::ConnectInfo<Peer>>().map(|c| c.0.0.ip())
+        Self::get(extensions).map(|p| p.addr.ip())
     }
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Accepting>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, Accepting>) -> Self {
-        Self(*stream.remote_addr())
+        Self {
+            addr: *stream.remote_addr(),
+            client_certified: stream.io().client_certified(),
+        }
     }
 }

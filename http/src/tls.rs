@@ -37,6 +37,12 @@ pub struct TlsConfig {
     /// credential is read). Off: each listener serves TLS and cleartext.
     #[serde(default)]
     pub require: bool,
+    /// Mutual TLS: client certificates signed by this CA (PEM) are verified
+    /// when presented. Clients without one are still served (people, tools),
+    /// but the catalog then refuses a gateway's principal that connects
+    /// without a verified client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Why the certificate or key could not be used.
@@ -50,6 +56,8 @@ pub enum TlsError {
     NoKey(PathBuf),
     #[error("the certificate and key do not make a TLS configuration: {0}")]
     Rustls(#[from] tokio_rustls::rustls::Error),
+    #[error("the client CA {path} cannot verify client certificates: {why}")]
+    ClientCa { path: PathBuf, why: String },
 }
 
 /// A listener's TLS: the current server configuration, replaced whole by
@@ -108,10 +116,27 @@ fn server_config(config: &TlsConfig, alpn: &[Vec<u8>]) -> Result<ServerConfig, T
     let certs = read_certificates(&config.cert_file)?;
     let key = read_key(&config.key_file)?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut server = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider)).with_safe_default_protocol_versions()?;
+    let builder = match &config.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let failed = |why: String| TlsError::ClientCa {
+                path: path.clone(),
+                why,
+            };
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            for ca in read_certificates(path)? {
+                roots.add(ca).map_err(|e| failed(e.to_string()))?;
+            }
+            let verifier =
+                tokio_rustls::rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| failed(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut server = builder.with_single_cert(certs, key)?;
     server.alpn_protocols = alpn.to_vec();
     Ok(server)
 }
@@ -183,6 +208,15 @@ impl Conn {
         match self {
             Self::Plain(tcp) => tcp,
             Self::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Whether the client presented a certificate the listener's client CA
+    /// verified (mutual TLS).
+    pub fn client_certified(&self) -> bool {
+        match self {
+            Self::Plain(_) => false,
+            Self::Tls(tls) => tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()),
         }
     }
 }

@@ -106,3 +106,129 @@ async fn each_gateway_listener_may_have_its_own_certificate() {
     terminate(&mut gateway);
     server.terminate();
 }
+
+/// Mutual TLS between standalone gateways and the catalog: with a client CA
+/// configured, a gateway's principal is refused unless its connection
+/// presents a client certificate of that CA; people and tools without one
+/// are served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_gateway_needs_its_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let authority = tessera_testkit::certs::Authority::new("Tessera test CA").expect("a CA");
+    let write = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).expect("written");
+        path.display().to_string()
+    };
+    let ca = write("ca.pem", &authority.pem());
+    let (cert, key) = authority.server(&["127.0.0.1"]).expect("a server certificate");
+    let (cert, key) = (write("server.pem", &cert), write("server.key", &key));
+    let (client_cert, client_key) = authority.client("edge").expect("a client certificate");
+    let (client_cert, client_key) = (write("edge.pem", &client_cert), write("edge.key", &client_key));
+    let server = Server::start(
+        &[
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-client-ca-file",
+            &ca,
+        ],
+        &[],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let admin = server.bootstrap_key.clone().expect("a bootstrap key");
+    let client = |identity: bool| {
+        let mut builder = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(authority.pem().as_bytes()).expect("PEM"));
+        if identity {
+            let mut pem = std::fs::read(&client_cert).expect("cert");
+            pem.extend(std::fs::read(&client_key).expect("key"));
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("an identity"));
+        }
+        builder.build().expect("a client")
+    };
+    let api = format!("{}/api/v1", server.url);
+    let (plain, certified) = (client(false), client(true));
+    // People and tools need no client certificate.
+    let me = plain
+        .get(format!("{api}/whoami"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(me.status(), 200);
+    let created = plain
+        .post(format!("{api}/principals"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "edge", "kind": "service", "roles": ["gateway"]}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(created.status(), 201);
+    let issued: serde_json::Value = plain
+        .post(format!("{api}/principals/edge/keys"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let edge = issued["key"].as_str().expect("a key").to_string();
+    super::logs::secret(&edge);
+    // A gateway's key without the client certificate: refused.
+    let refused = plain
+        .get(format!("{api}/bundle"))
+        .bearer_auth(&edge)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), 403);
+    let problem: serde_json::Value = refused.json().await.expect("a problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client certificate"),
+        "{problem}"
+    );
+    // With it: the bundle.
+    let bundle = certified
+        .get(format!("{api}/bundle"))
+        .bearer_auth(&edge)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(bundle.status(), 200);
+
+    // A standalone gateway with its certificate follows the catalog and answers.
+    let (mut gateway, http, _, _) = start_gateway_endpoints(
+        &server.url,
+        &edge,
+        &[
+            ("TESSERA_CA_FILE", ca.as_str()),
+            ("TESSERA_GATEWAY_CLIENT_CERT_FILE", client_cert.as_str()),
+            ("TESSERA_GATEWAY_CLIENT_KEY_FILE", client_key.as_str()),
+            (
+                "TESSERA_GATEWAY_DATA_DIR",
+                dir.path().join("gateway").to_str().expect("utf-8"),
+            ),
+        ],
+    );
+    let answer = reqwest::Client::new()
+        .post(&http)
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"sql": "SELECT 1 AS one"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap_or_default());
+    terminate(&mut gateway);
+    server.terminate();
+}

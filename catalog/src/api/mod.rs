@@ -46,6 +46,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Failed-authentication throttling per source address.
     pub throttle: Arc<tessera_http::Throttle>,
+    /// Mutual TLS is configured: a gateway's principal must connect with a
+    /// verified client certificate.
+    pub gateways_need_client_certificates: bool,
     /// Longest a watch may wait; below the request timeout.
     pub max_watch: Duration,
 }
@@ -409,7 +412,8 @@ pub fn openapi_with(extension: Option<&OpenApiDoc>) -> OpenApiDoc {
 /// is read; a key that failed lately is checked a little later (see
 /// [`tessera_http::throttle`]).
 async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
-    let peer = tessera_http::Peer::of(request.extensions());
+    let connection = tessera_http::Peer::get(request.extensions());
+    let peer = connection.map(|c| c.addr.ip());
     if let Some(peer) = peer
         && let Err(throttled) = app.throttle.admit(peer)
     {
@@ -443,6 +447,16 @@ async fn authenticate(State(app): State<AppState>, mut request: Request, next: N
     match app.catalog.authenticate(presented.secret()).await {
         Ok(Some(caller)) => {
             tracing::Span::current().record("principal", caller.name());
+            if caller.is_gateway()
+                && app.gateways_need_client_certificates
+                && !connection.is_some_and(|c| c.client_certified)
+            {
+                return ApiError::from(crate::service::Error::Forbidden(
+                    "a gateway's principal must connect with a client certificate of the configured CA (mutual TLS)"
+                        .into(),
+                ))
+                .into_response();
+            }
             if caller.is_gateway() && !gateway_call(request.method(), request.uri().path()) {
                 return ApiError::from(crate::service::Error::Forbidden(
                     "a gateway's principal may only read bundles, report and post audit".into(),
