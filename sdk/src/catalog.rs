@@ -71,6 +71,11 @@ impl Client {
 
     // ------------------------------------------------------------ principals
 
+    /// The OpenID Connect issuers people may sign in to the portal with.
+    pub async fn sign_in_issuers(&self) -> Result<Vec<tessera_contracts::api::SignInIssuer>> {
+        json(self.request(&ops::SIGN_IN_ISSUERS, &[])).await
+    }
+
     /// The caller: its principal, teams and owned domains.
     pub async fn whoami(&self) -> Result<WhoAmI> {
         json(self.request(&ops::WHOAMI, &[])).await

@@ -91,6 +91,7 @@ operations! {
     CHANGES = GET "/api/v1/changes" "changes";
 
     // principals
+    SIGN_IN_ISSUERS = GET "/api/v1/identity/issuers" "sign_in_issuers";
     WHOAMI = GET "/api/v1/whoami" "whoami";
     LIST_PRINCIPALS = GET "/api/v1/principals" "list_principals";
     CREATE_PRINCIPAL = POST "/api/v1/principals" "create_principal";

@@ -639,6 +639,14 @@ async fn the_demo_over_tls_verifies_every_printed_line() {
         lineitems_over_flight(uri, &demo.key("ana"), Some(&ca_pem)).await,
         60_175
     );
+    // Apache Arrow's ADBC driver too (from PyPI, installed by scripts/test).
+    if let Ok(python) = std::env::var("TESSERA_TEST_PYTHON") {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/flight_tls.py");
+        super::client_passes(
+            "ADBC Flight SQL over TLS",
+            Command::new(python).arg(script).arg(uri).arg(demo.key("ana")).arg(&ca),
+        );
+    }
     // In cleartext the gRPC client gets nothing.
     let cleartext = uri.replace("grpc+tls://", "grpc://");
     let refused = match tessera_sdk::flight::FlightClient::connect(&cleartext, &demo.key("ana")).await {
