@@ -17,8 +17,12 @@ work=$(mktemp -d)
 demo_pid=
 oidc_pid=
 cleanup() {
-    [[ -n $demo_pid ]] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null
-    [[ -n $oidc_pid ]] && kill "$oidc_pid" 2>/dev/null && wait "$oidc_pid" 2>/dev/null
+    # Stopped by SIGTERM, node exits 143: not this script's outcome.
+    local pid
+    for pid in $demo_pid $oidc_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
