@@ -321,9 +321,4 @@ impl Identity {
             })
             .collect()
     }
-
-    /// Whether any issuer has never been fetched successfully.
-    pub fn missing_keys(&self) -> bool {
-        self.held().iter().any(|h| h.keys.is_empty())
-    }
 }

@@ -129,10 +129,6 @@ impl KeySet {
         self.find(kid).is_some()
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

@@ -161,13 +161,7 @@ impl Catalog {
         let Some(principal) = self.store.get_principal(&stored.key.principal).await? else {
             return Ok(None);
         };
-        let teams = self.store.principal_teams(&principal.name).await?;
-        let granted = self.granted_targets(&principal, &teams).await?;
-        let caller = Caller {
-            principal,
-            teams,
-            granted,
-        };
+        let caller = self.caller(principal).await?;
         let mut callers = self.known_callers();
         if callers.len() >= CALLERS_KEPT {
             callers.clear();
@@ -183,6 +177,17 @@ impl Catalog {
             },
         );
         Ok(Some(caller))
+    }
+
+    /// The caller `principal` is: its teams and what its grants cover.
+    async fn caller(&self, principal: tessera_contracts::api::Principal) -> Result<Caller> {
+        let teams = self.store.principal_teams(&principal.name).await?;
+        let granted = self.granted_targets(&principal, &teams).await?;
+        Ok(Caller {
+            principal,
+            teams,
+            granted,
+        })
     }
 
     fn known_callers(&self) -> std::sync::MutexGuard<'_, HashMap<String, KnownCaller>> {

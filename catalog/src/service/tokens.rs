@@ -82,13 +82,7 @@ impl Catalog {
             }
         };
         principal.attributes = identity.attributes_over(Some(&principal.attributes));
-        let teams = self.store.principal_teams(&principal.name).await?;
-        let granted = self.granted_targets(&principal, &teams).await?;
-        Ok(Caller {
-            principal,
-            teams,
-            granted,
-        })
+        self.caller(principal).await
     }
 
     /// Creates the principal of a token seen for the first time.

@@ -88,7 +88,7 @@ impl Engine {
         let holder = match &principal.token {
             None => content.principal(&principal.name).ok_or(QueryError::Unauthenticated)?,
             Some(identity) => {
-                from_token = super::tokens::holder(&compiled, identity);
+                from_token = content.token_principal(identity);
                 &from_token
             }
         };

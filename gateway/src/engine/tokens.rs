@@ -19,8 +19,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tessera_contracts::bundle::{BundleIssuer, BundlePrincipal};
-use tessera_contracts::tokens::{self, KeySet, TokenError, TokenIdentity, Unverified};
+use tessera_contracts::bundle::BundleIssuer;
+use tessera_contracts::tokens::{self, KeySet, TokenError, Unverified};
 
 use super::bundle::Compiled;
 use super::{Engine, Principal};
@@ -70,14 +70,19 @@ impl DirectKeys {
         self.copies.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether `issuer`'s keys were fetched (or tried) too lately to try again
+    /// for an unknown key id.
+    fn tried_lately(&self, issuer: &str) -> bool {
+        self.copies()
+            .get(issuer)
+            .is_some_and(|d| d.tried.elapsed() < UNKNOWN_KID_PAUSE)
+    }
+
     /// Fetches `issuer`'s keys; the failure, if any.
     async fn fetch(&self, issuer: &BundleIssuer) -> Result<(), String> {
         let fetched = async {
-            let uri = if issuer.jwks_uri.is_empty() {
-                tessera_http::oidc::jwks_uri(&self.client, &issuer.issuer, None).await?
-            } else {
-                issuer.jwks_uri.clone()
-            };
+            let configured = Some(issuer.jwks_uri.as_str()).filter(|u| !u.is_empty());
+            let uri = tessera_http::oidc::jwks_uri(&self.client, &issuer.issuer, configured).await?;
             tessera_http::oidc::key_set(&self.client, &uri).await
         }
         .await;
@@ -167,20 +172,12 @@ impl Engine {
         };
         let known = self.with_fresher_keys(&compiled, issuer, |keys| keys.has(seen.kid.as_deref()));
         let direct = &self.inner.issuer_keys;
-        let recent = direct
-            .copies()
-            .get(&issuer.issuer)
-            .is_some_and(|d| d.tried.elapsed() < UNKNOWN_KID_PAUSE);
-        if known || recent {
+        if known || direct.tried_lately(&issuer.issuer) {
             return;
         }
         let _one = direct.fetching.lock().await;
         // Another caller may have fetched meanwhile.
-        if direct
-            .copies()
-            .get(&issuer.issuer)
-            .is_some_and(|d| d.tried.elapsed() < UNKNOWN_KID_PAUSE)
-        {
+        if direct.tried_lately(&issuer.issuer) {
             return;
         }
         if let Err(e) = direct.fetch(issuer).await {
@@ -223,10 +220,4 @@ impl Engine {
             .await;
         }
     }
-}
-
-/// What a token's principal is given at a session: see
-/// [`tessera_contracts::bundle::BundleContent::token_principal`].
-pub(super) fn holder(compiled: &Compiled, identity: &TokenIdentity) -> BundlePrincipal {
-    compiled.bundle.content.token_principal(identity)
 }

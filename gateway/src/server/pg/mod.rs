@@ -47,7 +47,7 @@ use tessera_contracts::credentials::Credential;
 
 use self::rows::RowEncoder;
 use super::credentials;
-use crate::engine::{Engine, Protocol, QueryStream, Session};
+use crate::engine::{Engine, Principal, Protocol, QueryStream, Session};
 use crate::error::QueryError;
 use crate::tables::CATALOG;
 
@@ -184,14 +184,24 @@ impl Drop for PgSession {
     }
 }
 
-/// The principal's session with a `pg_catalog` over its own tables.
+/// The session of the principal `password` stands for (checked again: the
+/// bundle may have changed since the connection began).
 fn pg_session(
     engine: &Engine,
     password: &Credential,
     purpose: Option<&str>,
 ) -> Result<(Arc<PgSession>, SessionContext), QueryError> {
     let principal = credentials::authenticate(engine, Some(password))?;
-    let session = engine.session(&principal, Protocol::Postgres, purpose)?;
+    session_of(engine, &principal, purpose)
+}
+
+/// `principal`'s session with a `pg_catalog` over its own tables.
+fn session_of(
+    engine: &Engine,
+    principal: &Principal,
+    purpose: Option<&str>,
+) -> Result<(Arc<PgSession>, SessionContext), QueryError> {
+    let session = engine.session(principal, Protocol::Postgres, purpose)?;
     let context = SessionContext::new_with_state(session.state().clone());
     if let Err(e) = setup_pg_catalog(&context, CATALOG, EmptyContextProvider) {
         session.clear_system_schemas();
@@ -203,8 +213,13 @@ fn pg_session(
 }
 
 impl Startup {
-    fn connect(&self, password: Credential, purpose: Option<String>) -> Result<Conn, QueryError> {
-        let (session, context) = pg_session(&self.engine, &password, purpose.as_deref())?;
+    fn connect(
+        &self,
+        principal: &Principal,
+        password: Credential,
+        purpose: Option<String>,
+    ) -> Result<Conn, QueryError> {
+        let (session, context) = session_of(&self.engine, principal, purpose.as_deref())?;
         let session_guard = Arc::clone(&session);
         let gate = Arc::new(Gate {
             engine: self.engine.clone(),
@@ -264,10 +279,10 @@ impl StartupHandler for Startup {
                 };
                 let password = Credential::Password(password);
                 // Throttled and counted; the session is then made for the principal found.
-                credentials::admit(&self.engine, Some(client.socket_addr().ip()), Some(&password))
+                let principal = credentials::admit(&self.engine, Some(client.socket_addr().ip()), Some(&password))
                     .await
                     .map_err(refused)?;
-                let conn = self.connect(password, purpose).map_err(refused)?;
+                let conn = self.connect(&principal, password, purpose).map_err(refused)?;
                 client.session_extensions().insert(conn);
                 finish_authentication(client, &self.parameters).await?;
             }
